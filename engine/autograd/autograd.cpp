@@ -1,0 +1,121 @@
+#include "engine/autograd/autograd.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "engine/ops/elementwise.h"
+
+namespace vc {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+
+bool grad_enabled() { return g_grad_enabled; }
+
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+
+bool any_requires_grad(const TensorList& inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record(Tensor& out, const char* op, const TensorList& inputs, BackwardFn fn) {
+  if (!any_requires_grad(inputs)) return;
+  VC_CHECK(fn != nullptr, op, ": has no backward, but an input requires grad "
+           "(detach it or run under NoGradGuard)");
+  auto node = std::make_shared<Node>();
+  node->op = op;
+  for (const Tensor& t : inputs) {
+    bool need = t.defined() && t.requires_grad();
+    node->inputs.push_back(need ? t.impl_ptr() : nullptr);
+    node->input_shapes.push_back(t.defined() ? t.shape() : Shape{});
+    node->needs.push_back(need);
+  }
+  node->backward = std::move(fn);
+  out.impl().requires_grad = true;
+  out.impl().grad_fn = std::move(node);
+}
+
+Tensor& Tensor::set_requires_grad(bool on) {
+  VC_CHECK(!on || is_floating(dtype()), "set_requires_grad: ", dtype_name(dtype()),
+           " tensors cannot require grad");
+  VC_CHECK(is_leaf(), "set_requires_grad: only a leaf can be marked; this tensor came from op '",
+           impl().grad_fn->op, "'");
+  impl().requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::detach() const {
+  return alias_with_layout(*this, shape(), strides(), offset());
+}
+
+void Tensor::backward(const Tensor& grad) const {
+  VC_CHECK(requires_grad(), "backward: tensor does not require grad");
+  Tensor seed = grad;
+  if (!seed.defined()) {
+    VC_CHECK(numel() == 1, "backward: implicit gradient needs a scalar, got shape ", shape());
+    seed = Tensor::ones(shape(), dtype(), device());
+  }
+  VC_CHECK(seed.shape() == shape(), "backward: gradient shape ", seed.shape(),
+           " does not match tensor shape ", shape());
+  NoGradGuard no_grad;
+
+  auto accumulate_leaf = [](TensorImpl& leaf, const Tensor& g) {
+    if (!leaf.requires_grad) return;
+    // The leaf owns its gradient: later in-place updates never touch another tensor.
+    leaf.grad = leaf.grad ? add(Tensor(leaf.grad), g).impl_ptr() : g.clone().impl_ptr();
+  };
+  if (is_leaf()) {
+    accumulate_leaf(impl(), seed);
+    return;
+  }
+
+  // Post-order DFS over nodes (inputs in order) with an explicit stack; reversed, it is a
+  // topological order that starts at this tensor's node.
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, size_t>> stack{{impl().grad_fn.get(), 0}};
+  seen.insert(impl().grad_fn.get());
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      const auto& in = node->inputs[next++];
+      if (in && in->grad_fn && seen.insert(in->grad_fn.get()).second)
+        stack.push_back({in->grad_fn.get(), 0});
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+
+  std::unordered_map<Node*, Tensor> pending{{impl().grad_fn.get(), seed}};
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    Tensor g = pending[node];
+    pending.erase(node);
+    TensorList grads = node->backward(g, node->needs);
+    VC_CHECK(grads.size() == node->inputs.size(), "autograd: backward of '", node->op,
+             "' returned ", grads.size(), " gradients for ", node->inputs.size(), " inputs");
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const auto& in = node->inputs[i];
+      if (!in) continue;
+      VC_CHECK(grads[i].defined(), "autograd: backward of '", node->op,
+               "' gave no gradient for input ", i, ", which requires grad");
+      VC_CHECK(grads[i].shape() == node->input_shapes[i], "autograd: backward of '", node->op,
+               "' gave gradient of shape ", grads[i].shape(), " for input ", i, " of shape ",
+               node->input_shapes[i]);
+      if (in->grad_fn) {
+        Tensor& slot = pending[in->grad_fn.get()];
+        slot = slot.defined() ? add(slot, grads[i]) : grads[i];
+      } else {
+        accumulate_leaf(*in, grads[i]);
+      }
+    }
+  }
+}
+
+}  // namespace vc

@@ -1,0 +1,211 @@
+// Softmax, layernorm and cross-entropy, forward and backward. Rows are independent and
+// owned by one thread; layernorm's weight/bias gradients are summed over rows by the owner
+// of each column block.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "engine/backend/cpu/cpu_kernels.h"
+
+namespace vc::cpu_kernels {
+
+namespace {
+constexpr int64_t kColumnBlock = 64;
+
+template <class T> double row_max(const T* x, int64_t n) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < n; ++j) m = std::max(m, double(x[j]));
+  return m;
+}
+
+// log(sum(exp(x))) of a row, stable; -inf for a row of -inf.
+template <class T> double row_logsumexp(const T* x, int64_t n) {
+  double m = row_max(x, n);
+  if (std::isinf(m) && m < 0) return m;
+  double s = 0;
+  for (int64_t j = 0; j < n; ++j) s += std::exp(double(x[j]) - m);
+  return m + std::log(s);
+}
+}  // namespace
+
+void softmax(DType t, const void* x, void* y, int64_t rows, int64_t n, bool log) {
+  dispatch_floating(t, [&](auto zero) {
+    using T = decltype(zero);
+    const T* xp = static_cast<const T*>(x);
+    T* yp = static_cast<T*>(y);
+#pragma omp parallel for schedule(static) if (rows * n > 16384)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = xp + r * n;
+      T* yr = yp + r * n;
+      double lse = row_logsumexp(xr, n);
+      bool dead = std::isinf(lse) && lse < 0;  // every entry -inf: defined as 0 (log: -inf)
+      for (int64_t j = 0; j < n; ++j) {
+        double v = dead ? (log ? -INFINITY : 0.0) : double(xr[j]) - lse;
+        yr[j] = T(log || dead ? v : std::exp(v));
+      }
+    }
+  });
+}
+
+void softmax_backward(DType t, const void* y, const void* gy, void* gx, int64_t rows, int64_t n,
+                      bool log) {
+  dispatch_floating(t, [&](auto zero) {
+    using T = decltype(zero);
+    const T *yp = static_cast<const T*>(y), *gp = static_cast<const T*>(gy);
+    T* out = static_cast<T*>(gx);
+#pragma omp parallel for schedule(static) if (rows * n > 16384)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T *yr = yp + r * n, *gr = gp + r * n;
+      T* o = out + r * n;
+      double s = 0;
+      if (log) {  // gx = g - softmax * sum(g)
+        for (int64_t j = 0; j < n; ++j) s += gr[j];
+        for (int64_t j = 0; j < n; ++j) {
+          double p = std::isinf(double(yr[j])) ? 0.0 : std::exp(double(yr[j]));
+          o[j] = T(std::isinf(double(yr[j])) ? 0.0 : double(gr[j]) - p * s);
+        }
+      } else {  // gx = y * (g - sum(g * y))
+        for (int64_t j = 0; j < n; ++j) s += double(gr[j]) * yr[j];
+        for (int64_t j = 0; j < n; ++j) o[j] = T(double(yr[j]) * (double(gr[j]) - s));
+      }
+    }
+  });
+}
+
+void layernorm(DType t, const void* x, const void* w, const void* b, void* y, void* mean,
+               void* rstd, int64_t rows, int64_t n, double eps) {
+  dispatch_floating(t, [&](auto zero) {
+    using T = decltype(zero);
+    const T *xp = static_cast<const T*>(x), *wp = static_cast<const T*>(w),
+            *bp = static_cast<const T*>(b);
+    T *yp = static_cast<T*>(y), *mp = static_cast<T*>(mean), *rp = static_cast<T*>(rstd);
+#pragma omp parallel for schedule(static) if (rows * n > 16384)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = xp + r * n;
+      double m = 0, v = 0;
+      for (int64_t j = 0; j < n; ++j) m += xr[j];
+      m /= double(n);
+      for (int64_t j = 0; j < n; ++j) v += (xr[j] - m) * (xr[j] - m);
+      double rs = 1.0 / std::sqrt(v / double(n) + eps);
+      mp[r] = T(m);
+      rp[r] = T(rs);
+      for (int64_t j = 0; j < n; ++j) {
+        double h = (double(xr[j]) - m) * rs;
+        yp[r * n + j] = T(h * (wp ? double(wp[j]) : 1.0) + (bp ? double(bp[j]) : 0.0));
+      }
+    }
+  });
+}
+
+void layernorm_backward(DType t, const void* x, const void* w, const void* mean,
+                        const void* rstd, const void* gy, void* gx, void* gw, void* gb,
+                        int64_t rows, int64_t n) {
+  dispatch_floating(t, [&](auto zero) {
+    using T = decltype(zero);
+    const T *xp = static_cast<const T*>(x), *wp = static_cast<const T*>(w),
+            *mp = static_cast<const T*>(mean), *rp = static_cast<const T*>(rstd),
+            *gp = static_cast<const T*>(gy);
+    T *gxp = static_cast<T*>(gx), *gwp = static_cast<T*>(gw), *gbp = static_cast<T*>(gb);
+    // gx = rstd * (dh - mean(dh) - h * mean(dh * h)), with h = (x - mean) * rstd, dh = g * w.
+#pragma omp parallel for schedule(static) if (rows * n > 16384)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T *xr = xp + r * n, *gr = gp + r * n;
+      double m = mp[r], rs = rp[r], sum_dh = 0, sum_dh_h = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        double dh = double(gr[j]) * (wp ? double(wp[j]) : 1.0);
+        sum_dh += dh;
+        sum_dh_h += dh * (double(xr[j]) - m) * rs;
+      }
+      sum_dh /= double(n);
+      sum_dh_h /= double(n);
+      for (int64_t j = 0; j < n; ++j) {
+        double h = (double(xr[j]) - m) * rs;
+        double dh = double(gr[j]) * (wp ? double(wp[j]) : 1.0);
+        gxp[r * n + j] = T(rs * (dh - sum_dh - h * sum_dh_h));
+      }
+    }
+    if (!gwp && !gbp) return;
+    int64_t blocks = (n + kColumnBlock - 1) / kColumnBlock;
+#pragma omp parallel for schedule(static) if (rows * n > 16384)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      int64_t j0 = blk * kColumnBlock, j1 = std::min(n, j0 + kColumnBlock);
+      std::vector<double> sw(j1 - j0, 0.0), sb(j1 - j0, 0.0);
+      for (int64_t r = 0; r < rows; ++r) {
+        double m = mp[r], rs = rp[r];
+        for (int64_t j = j0; j < j1; ++j) {
+          double g = gp[r * n + j];
+          sw[j - j0] += g * (double(xp[r * n + j]) - m) * rs;
+          sb[j - j0] += g;
+        }
+      }
+      for (int64_t j = j0; j < j1; ++j) {
+        if (gwp) gwp[j] = T(sw[j - j0]);
+        if (gbp) gbp[j] = T(sb[j - j0]);
+      }
+    }
+  });
+}
+
+namespace {
+// The target distribution q of row r at class j (label smoothing applied), and sum_j q.
+template <class T>
+double target_at(const int64_t* labels, const T* soft, int64_t r, int64_t j, int64_t n,
+                 double eps) {
+  double base = labels ? double(labels[r] == j) : double(soft[r * n + j]);
+  return (1.0 - eps) * base + eps / double(n);
+}
+}  // namespace
+
+void cross_entropy(DType t, const void* logits, const int64_t* labels, const void* soft,
+                   void* loss, void* lse, int64_t rows, int64_t n, double eps,
+                   int64_t ignore_index) {
+  dispatch_floating(t, [&](auto zero) {
+    using T = decltype(zero);
+    const T *xp = static_cast<const T*>(logits), *sp = static_cast<const T*>(soft);
+    T *lp = static_cast<T*>(loss), *zp = static_cast<T*>(lse);
+#pragma omp parallel for schedule(static) if (rows * n > 16384)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = xp + r * n;
+      double z = row_logsumexp(xr, n);
+      zp[r] = T(z);
+      if (labels && labels[r] == ignore_index) {
+        lp[r] = T(0);
+        continue;
+      }
+      double l = 0;  // sum_j q_j (lse - x_j)
+      for (int64_t j = 0; j < n; ++j) {
+        double q = target_at(labels, sp, r, j, n, eps);
+        if (q != 0) l += q * (z - double(xr[j]));
+      }
+      lp[r] = T(l);
+    }
+  });
+}
+
+void cross_entropy_backward(DType t, const void* logits, const int64_t* labels, const void* soft,
+                            const void* lse, const void* gloss, void* glogits, int64_t rows,
+                            int64_t n, double eps, int64_t ignore_index) {
+  dispatch_floating(t, [&](auto zero) {
+    using T = decltype(zero);
+    const T *xp = static_cast<const T*>(logits), *sp = static_cast<const T*>(soft),
+            *zp = static_cast<const T*>(lse), *gp = static_cast<const T*>(gloss);
+    T* out = static_cast<T*>(glogits);
+#pragma omp parallel for schedule(static) if (rows * n > 16384)
+    for (int64_t r = 0; r < rows; ++r) {
+      T* o = out + r * n;
+      if (labels && labels[r] == ignore_index) {
+        std::fill(o, o + n, T(0));
+        continue;
+      }
+      double total_q = 0;
+      for (int64_t j = 0; j < n; ++j) total_q += target_at(labels, sp, r, j, n, eps);
+      for (int64_t j = 0; j < n; ++j) {  // d/dx_j = p_j * sum(q) - q_j
+        double p = std::exp(double(xp[r * n + j]) - double(zp[r]));
+        o[j] = T(double(gp[r]) * (p * total_q - target_at(labels, sp, r, j, n, eps)));
+      }
+    }
+  });
+}
+
+}  // namespace vc::cpu_kernels
