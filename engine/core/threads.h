@@ -1,4 +1,5 @@
-// The engine's thread count (OpenMP and Eigen's GEMM share it). Results never depend on it.
+// The engine's thread count (OpenMP; the GEMM tiles run on the same threads). Results never
+// depend on it.
 #pragma once
 
 namespace vc {

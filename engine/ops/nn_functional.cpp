@@ -1,5 +1,7 @@
 #include "engine/ops/nn_functional.h"
 
+#include <cmath>
+
 #include "engine/ops/elementwise.h"
 #include "engine/ops/op.h"
 #include "engine/ops/random.h"
@@ -69,8 +71,10 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
 }
 
 Tensor l2_normalize(const Tensor& x, int64_t axis, double eps) {
-  Tensor norm = sqrt(sum(mul(x, x), {axis}, /*keepdim=*/true));
-  return div(x, clamp(norm, eps, 1e300));
+  // max(||x||, eps) as sqrt(max(||x||^2, eps^2)): the same value, but a zero vector gets a
+  // zero gradient instead of 0 * (d sqrt at 0 = inf) = NaN.
+  Tensor norm = sqrt(clamp(sum(mul(x, x), {axis}, /*keepdim=*/true), eps * eps, INFINITY));
+  return div(x, norm);
 }
 
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, const CrossEntropyOptions& opt) {

@@ -1,5 +1,6 @@
 #include "engine/ops/op.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -52,13 +53,20 @@ bool env_on(const char* name) {
   const char* v = std::getenv(name);
   return v && *v && std::string(v) != "0";
 }
-const bool g_check_nan = env_on("VERBCLIP_CHECK_NAN");
-const bool g_log_ops = env_on("VERBCLIP_LOG_OPS");
+// Atomics: a flag may be flipped while OpenMP or loader threads run ops.
+std::atomic<bool> g_check_nan{env_on("VERBCLIP_CHECK_NAN")};
+std::atomic<bool> g_log_ops{env_on("VERBCLIP_LOG_OPS")};
 }  // namespace
 
-OpScope::OpScope(const char* name, TensorList inputs) : name_(name), inputs_(std::move(inputs)) {
-  if (g_log_ops) start_ = std::chrono::steady_clock::now();
+DebugFlags debug_flags() { return {g_check_nan.load(), g_log_ops.load()}; }
+
+void set_debug_flags(const DebugFlags& flags) {
+  g_check_nan = flags.check_nan;
+  g_log_ops = flags.log_ops;
 }
+
+OpScope::OpScope(const char* name, TensorList inputs)
+    : name_(name), inputs_(std::move(inputs)), start_(std::chrono::steady_clock::now()) {}
 
 Tensor OpScope::finish(Tensor out, BackwardFn backward) {
   record(out, name_, inputs_, std::move(backward));
@@ -71,10 +79,25 @@ Tensor OpScope::finish_nondifferentiable(Tensor out) {
   return out;
 }
 
+namespace {
+// Set while a debug check runs its own ops (the copy to host float64), so those ops are
+// neither checked nor logged: a NaN must be reported under the op that made it.
+thread_local bool t_in_debug_check = false;
+}  // namespace
+
 void OpScope::debug_checks(const Tensor& out) {
+  if (t_in_debug_check) return;
   if (g_check_nan && is_floating(out.dtype())) {
     NoGradGuard no_grad;
-    Tensor host = out.to(DType::F64).to(cpu()).contiguous();
+    t_in_debug_check = true;
+    Tensor host;
+    try {
+      host = out.to(DType::F64).to(cpu()).contiguous();
+    } catch (...) {
+      t_in_debug_check = false;
+      throw;
+    }
+    t_in_debug_check = false;
     const double* p = host.data<double>();
     for (int64_t i = 0; i < host.numel(); ++i)
       VC_CHECK(std::isfinite(p[i]), "VERBCLIP_CHECK_NAN: op '", name_, "' produced ", p[i],

@@ -27,6 +27,15 @@ void check_dtype(const char* op, const Tensor& t, DType want);
 // Same dtype and device for all defined tensors; the error names both.
 void check_same(const char* op, std::initializer_list<Tensor> ts);
 
+// The debug switches. The environment sets them once at start-up (VERBCLIP_CHECK_NAN=1,
+// VERBCLIP_LOG_OPS=1); tests and tools may change them at run time.
+struct DebugFlags {
+  bool check_nan = false;  // every float op output is checked for NaN/Inf, naming the op
+  bool log_ops = false;    // every op is logged to stderr with shapes, dtype and time
+};
+DebugFlags debug_flags();
+void set_debug_flags(const DebugFlags& flags);
+
 class OpScope {
  public:
   OpScope(const char* name, TensorList inputs);

@@ -149,7 +149,8 @@ Tensor Tensor::expand(const Shape& requested) const {
   for (int64_t i = 0; i < int64_t(requested.size()); ++i) {
     int64_t have = i < lead ? 1 : shape()[i - lead];
     int64_t want = requested[i] == -1 && i >= lead ? have : requested[i];
-    VC_CHECK(have == want || have == 1, "expand: cannot expand ", shape(), " to ", requested);
+    VC_CHECK(want >= 0 && (have == want || have == 1), "expand: cannot expand ", shape(), " to ",
+             requested);
     s[i] = want;
     st[i] = i < lead || (have == 1 && want != 1) ? 0 : strides()[i - lead];
   }

@@ -1,0 +1,141 @@
+// Engine benchmark (issue 2): the machine's fp32 FMA peak, sgemm GFLOP/s against that peak
+// and against OpenBLAS side by side, and elementwise / softmax bandwidth.
+// Usage: bench_engine [--threads 1,2] [--out FILE] [--quick]
+#include <omp.h>
+
+#include <cstring>
+
+#include "benchmarks/bench_common.h"
+#include "engine/engine.h"
+
+extern "C" {
+void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float* a,
+                 int lda, const float* b, int ldb, float beta, float* c, int ldc);
+void openblas_set_num_threads(int n);
+}
+
+using namespace vc;
+using namespace vc::bench;
+
+namespace {
+
+// A register-resident FMA loop: 16 independent 16-wide accumulators per thread, so the
+// FMA pipes, not latency or memory, bound it.
+double fma_peak_gflops(int threads) {
+  typedef float v16 __attribute__((vector_size(64)));
+  const long iters = 20'000'000;
+  double seconds = time_median([&] {
+    float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    {
+      v16 acc[16], a, b;
+      for (int j = 0; j < 16; ++j) {
+        a[j] = 0.999999f;
+        b[j] = 1e-7f;
+      }
+      for (int i = 0; i < 16; ++i) acc[i] = a * float(i);
+      for (long it = 0; it < iters / 16; ++it)
+        for (int i = 0; i < 16; ++i) acc[i] = acc[i] * a + b;
+      for (int i = 0; i < 16; ++i) sink += acc[i][0];
+    }
+    volatile float keep = sink;
+    (void)keep;
+  }, 3);
+  double flops = double(threads) * double(iters / 16) * 16 * 16 * 2;
+  return flops / seconds / 1e9;
+}
+
+struct Shape3 {
+  int M, N, K;
+  std::string name;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> thread_counts = {1, 2};
+  std::string out;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+    else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
+      thread_counts.clear();
+      for (std::string s = argv[++i]; !s.empty();) {
+        size_t c = s.find(',');
+        thread_counts.push_back(std::stoi(s.substr(0, c)));
+        s = c == std::string::npos ? "" : s.substr(c + 1);
+      }
+    } else {
+      std::fprintf(stderr, "bench_engine: unknown argument '%s'\n", argv[i]);
+      return 1;
+    }
+  }
+  std::vector<Shape3> shapes = {{256, 256, 256, "square 256"},
+                                {512, 512, 512, "square 512"},
+                                {1024, 1024, 1024, "square 1024"},
+                                {1576, 2304, 768, "ViT-B/16 qkv 1576x768x2304"},
+                                {1576, 768, 768, "ViT-B/16 attn-out 1576x768x768"},
+                                {1576, 3072, 768, "ViT-B/16 mlp-fc 1576x768x3072"},
+                                {1576, 768, 3072, "ViT-B/16 mlp-proj 1576x3072x768"},
+                                {2176, 384, 128, "tiny qkv 2176x128x384"},
+                                {2176, 512, 128, "tiny mlp-fc 2176x128x512"}};
+  if (!quick) shapes.insert(shapes.begin() + 3, {2048, 2048, 2048, "square 2048"});
+
+  Json j;
+  j.begin_object();
+  j.key("benchmark").value("engine");
+  j.key("machine").begin_object();
+  j.key("cpu").value(cpu_model());
+  j.key("hardware_threads").value(double(std::thread::hardware_concurrency()));
+#ifdef EIGEN_USE_BLAS
+  j.key("eigen_gemm").value("OpenBLAS (EIGEN_USE_BLAS)");
+#else
+  j.key("eigen_gemm").value("Eigen");
+#endif
+  j.end_object();
+  j.key("runs").begin_array();
+  for (int threads : thread_counts) {
+    set_num_threads(threads);
+    openblas_set_num_threads(threads);
+    double peak = fma_peak_gflops(threads);
+    j.begin_object();
+    j.key("threads").value(double(threads));
+    j.key("fma_peak_gflops").value(peak);
+    j.key("sgemm").begin_array();
+    for (const Shape3& s : shapes) {
+      Tensor a = rand_normal({s.M, s.K}, 1, 0), b = rand_normal({s.K, s.N}, 1, 1);
+      int reps = s.M * double(s.N) * s.K > 2e9 ? 3 : 7;
+      double ours = time_median([&] { matmul(a, b); }, reps);
+      std::vector<float> c(size_t(s.M) * s.N);
+      double theirs = time_median([&] {
+        cblas_sgemm(101 /*row major*/, 111, 111, s.M, s.N, s.K, 1.f, a.data<float>(), s.K,
+                    b.data<float>(), s.N, 0.f, c.data(), s.N);
+      }, reps);
+      double flops = 2.0 * s.M * double(s.N) * s.K;
+      j.begin_object();
+      j.key("shape").value(s.name);
+      j.key("ours_gflops").value(flops / ours / 1e9);
+      j.key("fraction_of_peak").value(flops / ours / 1e9 / peak);
+      j.key("openblas_gflops").value(flops / theirs / 1e9);
+      j.key("ours_over_openblas").value(theirs / ours);
+      j.end_object();
+    }
+    j.end_array();
+    // Bandwidth: bytes read + written per second.
+    int64_t n = 1 << 24;
+    Tensor x = rand_normal({n}, 2, 0), y = rand_normal({n}, 2, 1);
+    double t_add = time_median([&] { add(x, y); }, 7);
+    double t_gelu = time_median([&] { quick_gelu(x); }, 7);
+    Tensor rows = rand_normal({16384, 1024}, 2, 2);
+    double t_softmax = time_median([&] { softmax(rows, -1); }, 7);
+    j.key("add_gbps").value(3.0 * n * 4 / t_add / 1e9);
+    j.key("quick_gelu_gbps").value(2.0 * n * 4 / t_gelu / 1e9);
+    j.key("softmax_16384x1024_gbps").value(2.0 * rows.numel() * 4 / t_softmax / 1e9);
+    j.end_object();
+  }
+  j.end_array();
+  j.end_object();
+  emit(j, out);
+  return 0;
+}
