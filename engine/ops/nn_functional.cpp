@@ -113,6 +113,9 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, const CrossE
     VC_CHECK(!needs[1], "cross_entropy: soft targets cannot require grad (detach them)");
     Tensor g = g_in.contiguous();
     Tensor gl = make_tensor(logits.shape(), logits.dtype(), logits.device());
+    // The pointers come from tgt, captured here so the targets outlive the forward call.
+    const int64_t* labels = hard ? tgt.data<int64_t>() : nullptr;
+    const void* soft = hard ? nullptr : tgt.raw();
     backend_of(g).norm.cross_entropy_backward(logits.dtype(), logits.raw(), labels, soft,
                                               lse.raw(), g.raw(), gl.raw(), rows, n,
                                               opt.label_smoothing, opt.ignore_index);
