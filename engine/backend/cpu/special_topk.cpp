@@ -19,11 +19,12 @@ void topk(DType t, const void* x, void* values, int64_t* idx, int64_t rows, int6
 #pragma omp parallel for schedule(static) if (rows * n > 16384)
     for (int64_t row = 0; row < rows; ++row) {
       const T* v = xp + row * n;
+      const bool want_largest = largest;  // a local copy: clang cannot capture it through omp
       auto greater = [](T a, T b) { return std::isnan(a) ? !std::isnan(b) : a > b; };
       auto before = [&](int64_t i, int64_t j) {
         T a = v[i], b = v[j];
-        if (largest ? greater(a, b) : greater(b, a)) return true;
-        if (largest ? greater(b, a) : greater(a, b)) return false;
+        if (want_largest ? greater(a, b) : greater(b, a)) return true;
+        if (want_largest ? greater(b, a) : greater(a, b)) return false;
         return i < j;
       };
       std::vector<int64_t> order(n);
