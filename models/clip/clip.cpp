@@ -93,11 +93,15 @@ void init_clip(CLIP& model, Generator& gen) {
 Tensor CLIP::encode_image(const Tensor& images) const { return visual->forward(images); }
 
 Tensor CLIP::encode_text(const Tensor& tokens) const {
-  VC_CHECK(tokens.dim() == 2 && tokens.dtype() == DType::I64 &&
-               tokens.size(1) == config.context_length,
-           "CLIP.encode_text: expected int64 tokens [N, ", config.context_length, "], got ",
-           dtype_name(tokens.dtype()), " ", tokens.shape());
-  Tensor x = add(token_embedding->forward(tokens), positional_embedding);
+  VC_CHECK(tokens.dim() == 2 && tokens.dtype() == DType::I64 && tokens.size(1) >= 1 &&
+               tokens.size(1) <= config.context_length,
+           "CLIP.encode_text: expected int64 tokens [N, L] with L <= ", config.context_length,
+           ", got ", dtype_name(tokens.dtype()), " ", tokens.shape());
+  // Shorter rows are exact: under the causal mask position i never sees positions after
+  // it, so dropping trailing padding changes no feature at or before the end token.
+  const int64_t L = tokens.size(1);
+  Tensor pos = L == config.context_length ? positional_embedding : positional_embedding.narrow(0, 0, L);
+  Tensor x = add(token_embedding->forward(tokens), pos);
   nn::AttentionOptions causal;
   causal.mask = AttentionMask::causal();
   x = ln_final->forward(transformer->forward(x, causal));  // [N, L, W]
@@ -106,6 +110,21 @@ Tensor CLIP::encode_text(const Tensor& tokens) const {
   Tensor idx = eot.unsqueeze(2).expand({tokens.size(0), 1, config.text_width}).contiguous();
   Tensor pooled = gather(x, 1, idx).squeeze(1);  // [N, W]
   return matmul(pooled, text_projection);
+}
+
+Tensor trim_padding(const Tensor& tokens) {
+  VC_CHECK(tokens.dim() == 2 && tokens.dtype() == DType::I64, "trim_padding: expected int64 [N, L], got ",
+           dtype_name(tokens.dtype()), " ", tokens.shape());
+  std::vector<int64_t> ids = tokens.to_vector<int64_t>();
+  const int64_t n = tokens.size(0), L = tokens.size(1);
+  int64_t used = 1;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = L - 1; j >= used; --j)
+      if (ids[size_t(i * L + j)] != 0) {
+        used = j + 1;
+        break;
+      }
+  return used == L ? tokens : tokens.narrow(1, 0, used).contiguous();
 }
 
 Tensor CLIP::scale() const { return clamp(exp(logit_scale), 0.0, 100.0); }

@@ -45,9 +45,11 @@ class CLIP : public nn::Module {
 
   // [N, 3, H, W] -> [N, embed_dim] (unnormalised).
   Tensor encode_image(const Tensor& images) const;
-  // int64 token ids [N, context] -> [N, embed_dim] (unnormalised): the final layer-normed
+  // int64 token ids [N, L] -> [N, embed_dim] (unnormalised): the final layer-normed
   // feature at the end-of-text token, which has the highest id in the vocabulary (as in
-  // OpenAI's argmax rule), then text_projection.
+  // OpenAI's argmax rule), then text_projection. L is the context length, or fewer when
+  // trailing padding is cut off (same result: the mask is causal) — see trim_padding.
+  // Rows must hold their end token.
   Tensor encode_text(const Tensor& tokens) const;
   // Cosine similarities times exp(logit_scale): [N_images, N_texts].
   Tensor logits(const Tensor& image_features, const Tensor& text_features) const;
@@ -64,6 +66,10 @@ class CLIP : public nn::Module {
  protected:
   void reset_own_parameters(Generator& gen) override;
 };
+
+// Token ids [N, context] cut after the last column that holds a non-padding token (id 0
+// is padding): encode_text gives the same features, faster for short captions.
+Tensor trim_padding(const Tensor& tokens);
 
 // OpenAI's initialisation of a whole CLIP (initialize_parameters in model.py), seeded.
 void init_clip(CLIP& model, Generator& gen);

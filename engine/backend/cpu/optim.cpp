@@ -14,7 +14,7 @@ void adamw(T* p, const T* g, T* m, T* v, int64_t n, double lr, double b1, double
   const double bc2_sqrt = std::sqrt(1.0 - std::pow(b2, double(step)));
   const double step_size = lr / bc1;
   const double decay = 1.0 - lr * wd;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 32768)
   for (int64_t i = 0; i < n; ++i) {
     double gi = g[i];
     double mi = b1 * double(m[i]) + (1.0 - b1) * gi;
@@ -29,7 +29,7 @@ void adamw(T* p, const T* g, T* m, T* v, int64_t n, double lr, double b1, double
 template <class T>
 void sgd(T* p, const T* g, T* buf, int64_t n, double lr, double mu, double damp, double wd,
          bool nesterov, bool first) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 32768)
   for (int64_t i = 0; i < n; ++i) {
     double gi = double(g[i]) + wd * double(p[i]);
     double d = gi;

@@ -1,0 +1,75 @@
+#include "models/registry.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "models/baseline.h"
+#include "models/claver.h"
+
+namespace vc::models {
+
+std::vector<std::string> model_names() { return {"baseline", "claver"}; }
+
+std::shared_ptr<VideoModel> create_model(const std::string& name, const clip::ClipConfig& config,
+                                         const KeyValues& options) {
+  if (name == "baseline") return std::make_shared<BaselineModel>(config, BaselineOptions::parse(options));
+  if (name == "claver") return std::make_shared<ClaverModel>(config, ClaverOptions::parse(options));
+  std::string known;
+  for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
+  fail("unknown model '", name, "' (known: ", known, ")");
+}
+
+namespace {
+
+// One help line per key; the defaults come from the option structs themselves.
+const std::map<std::string, std::string>& help_lines() {
+  static const std::map<std::string, std::string> h = {
+      {"num_frames", "frames per clip T (CLAVER's temporal embedding has T rows)"},
+      {"train_image", "train the CLIP image encoder (false freezes clip.visual.*)"},
+      {"train_text", "train the CLIP text encoder (false freezes it; class features carry no grad)"},
+      {"prompts", "use all prompt variants (templates + sentences); false: variant 0 only"},
+      {"prompts_per_step", "S: prompt variants sampled per training step, with replacement (0: all)"},
+      {"pooling", "frame_norm_mean (CLAVER code: mean of normalised frames) | mean_norm (paper)"},
+      {"scoring", "mean_prob (code: mean over variants of softmax) | sum_log_prob (paper Eq. 10)"},
+      {"new_lr_mult", "learning-rate multiplier of the new modules (temporal_*)"},
+      {"seed", "seed of the prompt sampling (variants of step n depend on seed and n only)"},
+      {"truncate_text", "cut prompts longer than the context (false: error naming the text)"},
+      {"mask", "KMT attention mask: kmta | kmcta | joint | pipeline | class_token_only | spatial"},
+      {"temporal_embedding", "add the learned per-frame embedding to all tokens before the KMT blocks"},
+      {"kmt_depth", "KMT blocks L_K (0: a third of the vision depth, at least 1)"},
+      {"kmt_init", "KMT block init: pytorch (as the released code) | clip_std | copy_last"},
+  };
+  return h;
+}
+
+}  // namespace
+
+std::vector<OptionDoc> model_option_docs(const std::string& name) {
+  KeyValues defaults;
+  if (name == "baseline") defaults = BaselineOptions{}.to_kv();
+  else if (name == "claver") defaults = ClaverOptions{}.to_kv();
+  else create_model(name, clip::ClipConfig{});  // throws naming the known models
+  std::vector<OptionDoc> docs;
+  for (const auto& [k, v] : defaults) docs.push_back({k, v, help_lines().at(k)});
+  return docs;
+}
+
+KeyValues model_options_of(const KeyValues& config, const std::string& prefix,
+                           const std::vector<std::string>& skip) {
+  auto lower = [](std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    return s;
+  };
+  const std::string p = lower(prefix);
+  KeyValues out;
+  for (const auto& [k, v] : config) {
+    std::string lk = lower(k);
+    if (lk.compare(0, p.size(), p) != 0) continue;
+    std::string key = lk.substr(p.size());
+    if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
+    out[key] = v;
+  }
+  return out;
+}
+
+}  // namespace vc::models
