@@ -168,5 +168,7 @@ struct Backend {
 const Backend& backend_for(Device d);
 // The CUDA backend registers itself here when it is linked in.
 void register_backend(DeviceType type, const Backend* b);
+// Whether this build has the CUDA backend and a CUDA device is usable (false without one).
+bool cuda_available();
 
 }  // namespace vc
