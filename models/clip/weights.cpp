@@ -32,15 +32,16 @@ ClipConfig ClipConfig::preset(const std::string& name) {
     return c;
   }
   if (name == "tiny") {
-    // Placeholder for the Fashion-Motion CLIP (issue 7 fills in the final numbers): 32x32
-    // crops in patches of 4 (8x8 grid, 65 tokens); widths of 128 keep OpenAI's
-    // heads = width / 64 rule so the config can still be inferred from the weights; 32
-    // tokens hold the generated captions; the vocabulary is the dataset's own (size TBD).
-    c.embed_dim = 128;
+    // The Fashion-Motion CLIP (`verbclip pretrain-clip`), sized to pretrain in minutes on 2
+    // CPU cores: 32x32 crops in patches of 4 (8x8 grid, 65 tokens); widths of 64 keep
+    // OpenAI's heads = width / 64 rule, so the config can be inferred from the weights;
+    // 32 tokens hold every generated caption and prompt. The vocabulary is the dataset's
+    // own (text/vocab.txt): pretrain-clip sets vocab_size from it; 1024 is a placeholder.
+    c.embed_dim = 64;
     c.image_size = 32, c.patch_size = 4;
-    c.vision_width = 128, c.vision_layers = 4, c.vision_heads = 2;
+    c.vision_width = 64, c.vision_layers = 3, c.vision_heads = 1;
     c.context_length = 32, c.vocab_size = 1024;
-    c.text_width = 128, c.text_layers = 4, c.text_heads = 2;
+    c.text_width = 64, c.text_layers = 2, c.text_heads = 1;
     return c;
   }
   std::string known;

@@ -1,0 +1,472 @@
+// verbclip pretrain-clip: trains the tiny CLIP contrastively on Fashion-Motion's captions
+// set (specs/synthetic-dataset.md, "CLIP pretraining stage"), then reports its zero-shot
+// accuracy on Fashion-MNIST test items with "a photo of a {noun}".
+//
+// Objective: CLIP's symmetric InfoNCE. For a batch of B pairs, logits = s · Î Tᵀ with
+// L2-normalised image and text features and s = exp(logit_scale) clamped at 100;
+// loss = (CE(logits, arange B) + CE(logitsᵀ, arange B)) / 2.
+//
+// Everything random is a function of (seed, epoch, sample): the data order of an epoch,
+// each image's 32×32 crop of its 40×40 frame. A step therefore depends only on its number
+// and the weights, and --resume continues bitwise as if never stopped.
+#include <cxxopts.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "apps/commands.h"
+#include "apps/common/checkpoints.h"
+#include "apps/common/clip_data.h"
+#include "apps/common/clip_weights.h"
+#include "apps/common/config.h"
+#include "apps/common/run_log.h"
+#include "data/fashion_motion.h"
+#include "data/rng.h"
+#include "data/util.h"
+#include "engine/engine.h"
+#include "nn/nn.h"
+
+namespace verbclip {
+
+namespace {
+
+using vc::Tensor;
+namespace clip = vc::clip;
+namespace nn = vc::nn;
+
+Config pretrain_defaults() {
+  const clip::ClipConfig tiny = clip::ClipConfig::preset("tiny");
+  auto s = [](int64_t v) { return std::to_string(v); };
+  Config c;
+  c.declare("DATA.ROOT", "", "Fashion-Motion folder written by `verbclip make-data`");
+  c.declare("DATA.INPUT_SIZE", s(tiny.image_size), "random crop (train) / centre crop (eval) of the 40x40 frames");
+  c.declare("DATA.FASHION_MNIST", vc::data::fm::kDebianFashionMnist, "Fashion-MNIST IDX files (zero-shot test)");
+  c.declare("MODEL.EMBED_DIM", s(tiny.embed_dim), "joint embedding size");
+  c.declare("MODEL.PATCH_SIZE", s(tiny.patch_size), "vision patch size");
+  c.declare("MODEL.VISION_WIDTH", s(tiny.vision_width), "vision width (a multiple of 64: heads = width / 64)");
+  c.declare("MODEL.VISION_LAYERS", s(tiny.vision_layers), "vision residual blocks");
+  c.declare("MODEL.TEXT_WIDTH", s(tiny.text_width), "text width (a multiple of 64)");
+  c.declare("MODEL.TEXT_LAYERS", s(tiny.text_layers), "text residual blocks");
+  c.declare("MODEL.CONTEXT_LENGTH", s(tiny.context_length), "text context (tokens incl. start and end)");
+  c.declare("MODEL.ACTIVATION", "quick_gelu", "quick_gelu (as OpenAI's CLIP) or gelu");
+  c.declare("TRAIN.EPOCHS", "6", "passes over the caption images");
+  c.declare("TRAIN.MAX_STEPS", "0", "stop the schedule after this many steps (0: EPOCHS decide)");
+  c.declare("TRAIN.BATCH_SIZE", "128", "image-text pairs per step (the contrastive batch)");
+  c.declare("TRAIN.LR", "2e-3", "peak learning rate (AdamW)");
+  c.declare("TRAIN.MIN_LR", "1e-5", "learning rate at the end of the cosine");
+  c.declare("TRAIN.WARMUP_STEPS", "50", "linear warmup steps");
+  c.declare("TRAIN.WEIGHT_DECAY", "0.1", "decoupled weight decay (not on gains, biases, embeddings, logit_scale)");
+  c.declare("TRAIN.BETA2", "0.98", "AdamW beta2 (CLIP: 0.98)");
+  c.declare("TRAIN.EPS", "1e-6", "AdamW epsilon (CLIP: 1e-6)");
+  c.declare("TRAIN.CLIP_GRAD", "1.0", "gradient norm clipping (0: off)");
+  c.declare("SEED", "1", "seed of the initialisation, data order and crops");
+  c.declare("OUTPUT", "", "output folder: logs, checkpoints, curves, final weights");
+  c.declare("PRINT_FREQ", "20", "log (and, off a terminal, print) every N steps");
+  c.declare("SAVE_FREQ", "0", "also save checkpoint_last every N steps (0: at each epoch's end)");
+  c.declare("TEST.ZERO_SHOT_IMAGES", "10000", "Fashion-MNIST test items for the zero-shot accuracy (0: skip)");
+  c.declare("TEST.PROMPT", "a photo of a {}", "zero-shot prompt; {} is the noun");
+  return c;
+}
+
+clip::ClipConfig model_config(const Config& c, int64_t vocab_size) {
+  clip::ClipConfig m = clip::ClipConfig::preset("tiny");
+  m.embed_dim = c.integer("MODEL.EMBED_DIM");
+  m.image_size = c.integer("DATA.INPUT_SIZE");
+  m.patch_size = c.integer("MODEL.PATCH_SIZE");
+  m.vision_width = c.integer("MODEL.VISION_WIDTH");
+  m.vision_layers = c.integer("MODEL.VISION_LAYERS");
+  m.text_width = c.integer("MODEL.TEXT_WIDTH");
+  m.text_layers = c.integer("MODEL.TEXT_LAYERS");
+  m.context_length = c.integer("MODEL.CONTEXT_LENGTH");
+  m.quick_gelu = parse_quick_gelu(c.str("MODEL.ACTIVATION"));
+  m.vocab_size = vocab_size;
+  for (auto [w, what] : {std::pair{m.vision_width, "MODEL.VISION_WIDTH"}, {m.text_width, "MODEL.TEXT_WIDTH"}})
+    VC_CHECK(w > 0 && w % 64 == 0, "config ", what, " = ", w,
+             " must be a positive multiple of 64 (heads = width / 64, so the config can be read back from the weights)");
+  m.vision_heads = m.vision_width / 64;
+  m.text_heads = m.text_width / 64;
+  VC_CHECK(m.patch_size > 0 && m.image_size % m.patch_size == 0, "config DATA.INPUT_SIZE ", m.image_size,
+           " is not a multiple of MODEL.PATCH_SIZE ", m.patch_size);
+  clip::ClipConfig preset = clip::ClipConfig::preset("tiny");
+  preset.vocab_size = m.vocab_size, preset.quick_gelu = m.quick_gelu;  // the dataset's vocabulary
+  m.name = m == preset ? "tiny" : "tiny-custom";
+  return m;
+}
+
+// Data order of one epoch: a Fisher-Yates shuffle keyed by (seed, epoch), as data/loader.
+std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(n), 0);
+  for (int64_t i = 0; i < n; ++i) order[size_t(i)] = i;
+  vc::data::SampleRng rng(seed, uint64_t(epoch), 0, vc::data::RngPurpose::Shuffle, 0);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[size_t(i)], order[size_t(rng.randint(i + 1))]);
+  return order;
+}
+
+// Rows `idx` of the pre-tokenised captions, trailing padding cut.
+Tensor token_rows(const std::vector<int64_t>& all, int64_t context, const std::vector<int64_t>& idx) {
+  std::vector<int64_t> rows;
+  rows.reserve(idx.size() * size_t(context));
+  for (int64_t i : idx) rows.insert(rows.end(), all.begin() + i * context, all.begin() + (i + 1) * context);
+  return clip::trim_padding(Tensor::from_vector(rows, {int64_t(idx.size()), context}));
+}
+
+struct BatchResult {
+  Tensor loss;
+  int64_t correct = 0;  // image -> text top-1 within the batch
+};
+
+BatchResult contrastive_loss(const clip::CLIP& model, const Tensor& images, const Tensor& tokens) {
+  Tensor logits = model.logits(model.encode_image(images), model.encode_text(tokens));  // [B, B]
+  const int64_t B = logits.size(0);
+  Tensor labels = Tensor::arange(B);
+  Tensor loss = vc::mul(vc::add(vc::cross_entropy(logits, labels),
+                                vc::cross_entropy(logits.transpose(0, 1).contiguous(), labels)),
+                        0.5);
+  BatchResult r{loss, 0};
+  std::vector<int64_t> pred = vc::argmax(logits.detach(), 1).to_vector<int64_t>();
+  for (int64_t i = 0; i < B; ++i) r.correct += pred[size_t(i)] == i;
+  return r;
+}
+
+struct Split {
+  CaptionSet set;
+  std::vector<int64_t> tokens;  // [N, context], row-major
+};
+
+Split load_split(const std::string& root, const std::string& name, const clip::TextTokenizer& tok,
+                 int64_t context) {
+  Split s{read_caption_set(root, name), {}};
+  // Not truncated: a caption longer than the context is an error naming it.
+  s.tokens = tok.tokenize(s.set.captions, context, /*truncate=*/false).to_vector<int64_t>();
+  return s;
+}
+
+struct ValResult {
+  double loss = 0, accuracy = 0;
+};
+
+ValResult validate(const clip::CLIP& model, const Split& val, int64_t batch, int64_t size, int64_t context) {
+  vc::NoGradGuard no_grad;
+  double loss_sum = 0;
+  int64_t correct = 0, n = val.set.size(), batches = 0;
+  for (int64_t start = 0; start < n; start += batch) {
+    std::vector<int64_t> idx;
+    std::vector<const vc::data::Image*> imgs;
+    for (int64_t i = start; i < std::min(n, start + batch); ++i) idx.push_back(i), imgs.push_back(&val.set.images[size_t(i)]);
+    if (idx.size() < 2) break;  // a one-pair batch has no negatives
+    BatchResult r = contrastive_loss(model, image_batch(imgs, size), token_rows(val.tokens, context, idx));
+    loss_sum += r.loss.item();
+    correct += r.correct;
+    ++batches;
+  }
+  return {batches ? loss_sum / double(batches) : NAN, n ? 100.0 * double(correct) / double(n) : 0};
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+void write_run_curves(const std::string& out) {
+  Series train{"train loss", {}, {}}, val{"val loss", {}, {}}, acc{"val image->text top-1 (%)", {}, {}};
+  for (const auto& j : read_jsonl_events(out + "/log.jsonl", "train"))
+    train.x.push_back(j.value("step", 0.0)), train.y.push_back(j.value("loss", NAN));
+  for (const auto& j : read_jsonl_events(out + "/log.jsonl", "val")) {
+    val.x.push_back(j.value("step", 0.0)), val.y.push_back(j.value("val_loss", NAN));
+    acc.x.push_back(j.value("epoch", 0.0)), acc.y.push_back(j.value("val_accuracy", NAN));
+  }
+  write_curves(out + "/loss.svg", "pretrain-clip: contrastive loss", "step", "loss", {train, val});
+  write_curves(out + "/accuracy.svg", "pretrain-clip: validation retrieval", "epoch", "accuracy (%)", {acc});
+}
+
+}  // namespace
+
+int cmd_pretrain_clip(int argc, char** argv) {
+  // --opts takes every remaining argument (KEY VALUE pairs), as in X-CLIP.
+  std::vector<std::string> opts;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--opts") {
+      for (int k = i + 1; k < argc; ++k) opts.push_back(argv[k]);
+      break;
+    }
+    args.push_back(argv[i]);
+  }
+  cxxopts::Options o(argv[0],
+                     "Pretrain the tiny CLIP contrastively on Fashion-Motion's captions set, then test it zero-shot\n"
+                     "on Fashion-MNIST. Writes <out>/clip.safetensors (OpenAI naming, with the tokenizer), logs,\n"
+                     "curves and checkpoints. Settings: flags, --config YAML, then --opts KEY VALUE ... (last).");
+  o.add_options()
+      ("data", "Fashion-Motion folder (DATA.ROOT)", cxxopts::value<std::string>())
+      ("out", "output folder (OUTPUT)", cxxopts::value<std::string>())
+      ("config", "YAML config (keys as listed by --help-config)", cxxopts::value<std::string>())
+      ("epochs", "TRAIN.EPOCHS", cxxopts::value<int64_t>())
+      ("steps", "TRAIN.MAX_STEPS: total optimizer steps (overrides --epochs)", cxxopts::value<int64_t>())
+      ("batch-size", "TRAIN.BATCH_SIZE", cxxopts::value<int64_t>())
+      ("lr", "TRAIN.LR", cxxopts::value<double>())
+      ("seed", "SEED", cxxopts::value<uint64_t>())
+      ("fashion-mnist", "DATA.FASHION_MNIST", cxxopts::value<std::string>())
+      ("zero-shot-images", "TEST.ZERO_SHOT_IMAGES (0: skip the zero-shot test)", cxxopts::value<int64_t>())
+      ("resume", "continue the run in --out from its checkpoint_last")
+      ("stop-at", "stop after this step (saving checkpoint_last) as if interrupted", cxxopts::value<int64_t>())
+      ("threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))
+      ("q,quiet", "no progress line")
+      ("help-config", "list the config keys and their defaults")
+      ("opts", "KEY VALUE ... config overrides; must come last")
+      ("h,help", "show this help");
+  auto r = o.parse(int(args.size()), args.data());
+  Config cfg = pretrain_defaults();
+  if (r.count("help")) {
+    std::cout << o.help();
+    return 0;
+  }
+  if (r.count("help-config")) {
+    std::cout << cfg.help();
+    return 0;
+  }
+  if (!r.unmatched().empty()) vc::fail("unexpected argument '", r.unmatched()[0], "'");
+  if (r["threads"].as<int>() > 0) vc::set_num_threads(r["threads"].as<int>());
+  const bool resume = r.count("resume") > 0;
+  if (!r.count("out")) vc::fail("--out DIR is required");
+  const std::string out = r["out"].as<std::string>();
+  RunCheckpoints ckpts(out);
+
+  // ---- settings: (resume: the run's own) defaults, --config, flags, --opts
+  if (resume) cfg.load_yaml_text(ckpts.last_config(), ckpts.last_path());
+  if (r.count("config")) cfg.load_yaml_file(r["config"].as<std::string>());
+  auto flag = [&](const char* name, const char* key) {
+    if (!r.count(name)) return;
+    std::ostringstream v;
+    if (std::string(name) == "lr") v << r[name].as<double>();
+    else if (std::string(name) == "seed") v << r[name].as<uint64_t>();
+    else if (std::string(name) == "data" || std::string(name) == "fashion-mnist") v << r[name].as<std::string>();
+    else v << r[name].as<int64_t>();
+    cfg.set(key, v.str(), std::string("--") + name);
+  };
+  flag("data", "DATA.ROOT");
+  flag("epochs", "TRAIN.EPOCHS");
+  flag("steps", "TRAIN.MAX_STEPS");
+  flag("batch-size", "TRAIN.BATCH_SIZE");
+  flag("lr", "TRAIN.LR");
+  flag("seed", "SEED");
+  flag("fashion-mnist", "DATA.FASHION_MNIST");
+  flag("zero-shot-images", "TEST.ZERO_SHOT_IMAGES");
+  cfg.set("OUTPUT", out, "--out");
+  cfg.apply_opts(opts);
+  const std::string root = cfg.str("DATA.ROOT");
+  if (root.empty()) vc::fail("--data DIR is required (a folder written by `verbclip make-data`)");
+  if (!vc::data::is_directory(root)) vc::fail("dataset folder '", root, "' does not exist");
+  if (!resume && ckpts.has_last())
+    vc::fail("'", out, "' already holds a run (", ckpts.last_path(), "): pass --resume to continue it, or choose another --out");
+
+  // ---- data and model
+  auto tok = clip::WordTokenizer::from_file(vc::data::join_path(root, "text/vocab.txt"));
+  const clip::ClipConfig mc = model_config(cfg, tok->vocab_size());
+  const int64_t context = mc.context_length, size = mc.image_size;
+  Split train = load_split(root, "train", *tok, context);
+  Split val = load_split(root, "val", *tok, context);
+  const auto& first = train.set.images[0];
+  VC_CHECK(first.height >= size && first.width >= size, "caption images are ", first.height, "x", first.width,
+           ", smaller than DATA.INPUT_SIZE ", size);
+  const int64_t B = cfg.integer("TRAIN.BATCH_SIZE");
+  VC_CHECK(B >= 2 && B <= train.set.size(), "TRAIN.BATCH_SIZE ", B, " must be in [2, ", train.set.size(),
+           "] (the number of training pairs)");
+  const int64_t steps_per_epoch = train.set.size() / B;  // the last partial batch is dropped
+  const int64_t max_steps = cfg.integer("TRAIN.MAX_STEPS");
+  const int64_t total = max_steps > 0 ? max_steps : cfg.integer("TRAIN.EPOCHS") * steps_per_epoch;
+  VC_CHECK(total > 0, "nothing to train: TRAIN.EPOCHS and TRAIN.MAX_STEPS give 0 steps");
+  const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
+  const uint64_t seed = uint64_t(cfg.integer("SEED"));
+
+  clip::CLIP model(mc);
+  nn::TrainingState state;
+  state.rng.seed = seed;
+  clip::init_clip(model, state.rng);
+  auto groups = nn::make_param_groups(model, cfg.number("TRAIN.WEIGHT_DECAY"));
+  nn::AdamWOptions ao;
+  ao.lr = cfg.number("TRAIN.LR");
+  ao.beta2 = cfg.number("TRAIN.BETA2");
+  ao.eps = cfg.number("TRAIN.EPS");
+  nn::AdamW opt(groups, ao);
+  nn::CosineScheduleOptions so;
+  so.base_lr = ao.lr;
+  so.min_lr = cfg.number("TRAIN.MIN_LR");
+  so.warmup_steps = std::min(cfg.integer("TRAIN.WARMUP_STEPS"), total);
+  so.total_steps = total;
+  nn::CosineSchedule sched(so);
+  state.config = cfg.to_yaml();
+  double best_val = INFINITY;
+  if (resume) {
+    nn::TrainingState loaded = ckpts.resume(model, opt, sched);
+    loaded.config = cfg.to_yaml();
+    state = loaded;
+    if (state.extra.count("best_val_loss")) best_val = std::stod(state.extra["best_val_loss"]);
+    sched = nn::CosineSchedule(so);  // the (possibly extended) schedule of this invocation
+  }
+
+  RunLog log(out, /*append=*/resume);
+  std::filesystem::create_directories(out);
+  vc::nn::write_file_atomically(out + "/config.yaml", [&](std::FILE* f) {
+    std::fwrite(state.config.data(), 1, state.config.size(), f);
+  });
+  if (resume) log.info("resuming " + ckpts.last_path() + " at step " + std::to_string(state.step));
+  clip::ParamCount pc = clip::count_parameters(mc);
+  log.info("pretrain-clip: " + std::to_string(train.set.size()) + " train / " + std::to_string(val.set.size()) +
+           " val caption images from " + root + "; vocabulary " + std::to_string(tok->vocab_size()) +
+           " words, context " + std::to_string(context));
+  log.info("model " + mc.name + ": " + config_to_json(mc) + "; parameters: vision " + std::to_string(pc.vision) +
+           ", text " + std::to_string(pc.text) + ", total " + std::to_string(pc.total));
+  log.info("schedule: " + std::to_string(total) + " steps (" + std::to_string(epochs) + " epochs of " +
+           std::to_string(steps_per_epoch) + "), batch " + std::to_string(B) + ", AdamW lr " +
+           fmt("%g", ao.lr) + " warmup " + std::to_string(so.warmup_steps) + ", threads " +
+           std::to_string(vc::num_threads()));
+  {
+    nlohmann::ordered_json j;
+    j["event"] = resume ? "resume" : "start";
+    j["step"] = state.step;
+    j["config"] = state.config;
+    j["model"] = nlohmann::json::parse(config_to_json(mc));
+    j["parameters"] = {{"vision", pc.vision}, {"text", pc.text}, {"total", pc.total}};
+    log.record(j);
+  }
+
+  // ---- training
+  const int64_t print_freq = std::max<int64_t>(1, cfg.integer("PRINT_FREQ"));
+  const int64_t save_freq = cfg.integer("SAVE_FREQ");
+  const int64_t stop_at = r.count("stop-at") ? r["stop-at"].as<int64_t>() : -1;
+  const double clip_grad = cfg.number("TRAIN.CLIP_GRAD");
+  const double max_logit_scale = std::log(100.0);
+  const std::vector<Tensor> params = model.parameters();
+  Progress progress("pretrain-clip", print_freq, r.count("quiet") > 0);
+  std::vector<int64_t> order;
+  int64_t order_epoch = -1;
+  double loss_window = 0;
+  int64_t window_n = 0, window_correct = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  const int64_t first_step = state.step;
+  bool stopped = false;
+  model.train();
+  while (state.step < total) {
+    const int64_t epoch = state.step / steps_per_epoch, b = state.step % steps_per_epoch;
+    if (epoch != order_epoch) order = epoch_order(train.set.size(), seed, epoch), order_epoch = epoch;
+    std::vector<int64_t> idx(order.begin() + b * B, order.begin() + (b + 1) * B), top, left;
+    std::vector<const vc::data::Image*> imgs;
+    for (int64_t i : idx) {
+      const auto& im = train.set.images[size_t(i)];
+      vc::data::SampleRng crop(seed, uint64_t(epoch), 0, vc::data::RngPurpose::Transform, uint64_t(i));
+      top.push_back(crop.randint(im.height - size + 1));
+      left.push_back(crop.randint(im.width - size + 1));
+      imgs.push_back(&im);
+    }
+    sched.apply(opt, state.step);
+    opt.zero_grad();
+    BatchResult res = contrastive_loss(model, image_batch(imgs, size, top, left), token_rows(train.tokens, context, idx));
+    res.loss.backward();
+    if (clip_grad > 0) nn::clip_grad_norm(params, clip_grad);
+    opt.step();
+    {
+      vc::NoGradGuard no_grad;  // CLIP keeps exp(logit_scale) <= 100
+      nn::copy_into(model.logit_scale, vc::clamp(model.logit_scale, 0.0, max_logit_scale));
+    }
+    const double loss = res.loss.item();
+    VC_CHECK(std::isfinite(loss), "pretrain-clip: the loss is ", loss, " at step ", state.step,
+             " (try a lower --lr)");
+    ++state.step;
+    state.epoch = state.step / steps_per_epoch;
+    loss_window += loss, ++window_n, window_correct += res.correct;
+
+    ProgressInfo p;
+    p.epoch = epoch + 1, p.epochs = epochs, p.step = state.step, p.steps = total, p.loss = loss, p.lr = opt.lr();
+    progress.update(p, B);
+    if (state.step % print_freq == 0 || state.step == total) {
+      nlohmann::ordered_json j;
+      j["event"] = "train";
+      j["step"] = state.step;
+      j["epoch"] = epoch + 1;
+      j["loss"] = loss_window / double(window_n);
+      j["batch_accuracy"] = 100.0 * double(window_correct) / double(window_n * B);
+      j["lr"] = opt.lr();
+      j["logit_scale"] = std::exp(model.logit_scale.item());
+      j["items_per_s"] = progress.items_per_second();
+      log.record(j);
+      loss_window = 0, window_n = 0, window_correct = 0;
+    }
+    const bool epoch_end = state.step % steps_per_epoch == 0 || state.step == total;
+    if (epoch_end) {
+      progress.finish();
+      model.eval();
+      ValResult v = validate(model, val, B, size, context);
+      model.train();
+      nlohmann::ordered_json j;
+      j["event"] = "val";
+      j["step"] = state.step;
+      j["epoch"] = epoch + 1;
+      j["val_loss"] = v.loss;
+      j["val_accuracy"] = v.accuracy;
+      log.record(j);
+      log.info("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + "  step " +
+               std::to_string(state.step) + "  val loss " + fmt("%.4f", v.loss) + "  val image->text top-1 " +
+               fmt("%.1f%%", v.accuracy) + "  logit scale " + fmt("%.1f", std::exp(model.logit_scale.item())));
+      if (v.loss < best_val) {
+        best_val = v.loss;
+        state.extra["best_val_loss"] = fmt("%.17g", best_val);
+        state.extra["best_epoch"] = std::to_string(epoch + 1);
+        ckpts.save_best(model, opt, sched, state);
+      }
+    }
+    const bool stop_now = state.step == stop_at;
+    if (epoch_end || stop_now || (save_freq > 0 && state.step % save_freq == 0)) ckpts.save_last(model, opt, sched, state);
+    if (stop_now) {
+      stopped = true;
+      break;
+    }
+  }
+  progress.finish();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_run_curves(out);
+  if (stopped) {
+    log.info("stopped after step " + std::to_string(state.step) + " (--stop-at); continue with --resume");
+    return 0;
+  }
+  log.info("trained " + std::to_string(state.step - first_step) + " steps in " + Progress::format_duration(secs) +
+           " (" + fmt("%.0f", double((state.step - first_step) * B) / std::max(secs, 1e-9)) + " pairs/s)");
+
+  // ---- final weights (OpenAI naming + tokenizer) and the zero-shot test
+  model.eval();
+  const std::string weights = out + "/clip.safetensors";
+  save_clip_weights(weights, model, tok->describe(),
+                    {{"resize_short", "0"}, {"trained_by", "verbclip pretrain-clip"}, {"steps", std::to_string(state.step)}});
+  log.info("wrote " + weights);
+  const int64_t zs_n = cfg.integer("TEST.ZERO_SHOT_IMAGES");
+  if (zs_n > 0) {
+    ZeroShotOptions zo;
+    zo.fashion_mnist_dir = cfg.str("DATA.FASHION_MNIST");
+    zo.prompt = cfg.str("TEST.PROMPT");
+    zo.limit = zs_n;
+    zo.render_size = first.height;
+    zo.seed = seed;
+    ZeroShotResult z = fashion_mnist_zero_shot(model, *tok, zo);
+    nlohmann::ordered_json j;
+    j["event"] = "zero_shot";
+    j["dataset"] = "fashion-mnist test";
+    j["prompt"] = zo.prompt;
+    j["images"] = z.images;
+    j["accuracy"] = z.accuracy;
+    nlohmann::ordered_json per;
+    std::string line;
+    for (size_t k = 0; k < 10; ++k) {
+      per[vc::data::fm::nouns()[k]] = z.per_class[k];
+      line += std::string(k ? ", " : "") + vc::data::fm::nouns()[k] + " " + fmt("%.0f", z.per_class[k]);
+    }
+    j["per_class"] = per;
+    log.record(j);
+    log.info("zero-shot Fashion-MNIST (" + std::to_string(z.images) + " test items, \"" + zo.prompt +
+             "\"): top-1 " + fmt("%.2f%%", z.accuracy) + "  [" + line + "]");
+  }
+  return 0;
+}
+
+}  // namespace verbclip

@@ -1,0 +1,72 @@
+// Image-text data for CLIP apps: the captions set of Fashion-Motion (<data>/captions/
+// {train,val}.tsv, "<image>\t<caption>"), image batches normalised for CLIP, and the
+// zero-shot test on Fashion-MNIST.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+#include "data/transforms.h"
+#include "models/clip/clip.h"
+#include "models/clip/text_tokenizer.h"
+#include "nn/safetensors.h"
+
+namespace verbclip {
+
+struct CaptionSet {
+  std::vector<vc::data::Image> images;  // decoded, all the same size
+  std::vector<std::string> captions;
+  int64_t size() const { return int64_t(images.size()); }
+};
+
+// Reads <root>/captions/<split>.tsv and decodes every image it lists (relative to
+// <root>/captions/). Errors name the file and line.
+CaptionSet read_caption_set(const std::string& root, const std::string& split);
+
+// Images (uint8 RGB H×W) -> float32 [N, 3, size, size], CLIP-normalised. Each image is cut
+// to size×size at (top[i], left[i]); empty top/left = centre crop (mmaction2 rule).
+vc::Tensor image_batch(const std::vector<const vc::data::Image*>& images, int64_t size,
+                       const std::vector<int64_t>& top = {}, const std::vector<int64_t>& left = {},
+                       const vc::data::Normalization& norm = vc::data::Normalization::clip());
+
+// One image for inference as CLIP preprocesses it: the short side resized (bilinear) to
+// `resize_short` (0: left as is), centre crop input×input, CLIP normalisation -> [3, S, S].
+// An image smaller than the crop is an error naming it.
+vc::Tensor preprocess_image(const vc::data::Image& image, int64_t input, int64_t resize_short,
+                            const std::string& name);
+
+// The resize the weights were trained with (metadata "resize_short", written by
+// pretrain-clip: Fashion-Motion frames are used as they are); else CLIP's own rule, the
+// short side to the input size.
+int64_t default_resize_short(const vc::nn::Metadata& metadata, int64_t input);
+
+// L2-normalised features, computed without grad in batches (eval mode is the caller's).
+vc::Tensor image_features(const vc::clip::CLIP& model, const std::vector<const vc::data::Image*>& images,
+                          int64_t batch = 256);
+vc::Tensor text_features(const vc::clip::CLIP& model, const vc::clip::TextTokenizer& tok,
+                         const std::vector<std::string>& texts);
+
+struct ZeroShotOptions {
+  std::string fashion_mnist_dir;        // the IDX files (data/fashion_motion.h)
+  std::string prompt = "a photo of a {}";
+  int64_t limit = 0;                    // first N test images; 0 = all 10,000
+  int64_t render_size = 40;             // rendered like the caption images, centre-cropped
+  uint64_t seed = 1;                    // background, grain and colour of each rendering
+};
+
+struct ZeroShotResult {
+  double accuracy = 0;                  // percent
+  std::array<double, 10> per_class{};   // percent, in Fashion-MNIST label order
+  int64_t images = 0;
+  std::vector<std::string> prompts;
+};
+
+// Fashion-MNIST test items drawn as the caption images draw them (centred, upright, a
+// palette colour per item on the dark noisy background), classified by the nearest prompt
+// "a photo of a {noun}" over the 10 nouns.
+ZeroShotResult fashion_mnist_zero_shot(const vc::clip::CLIP& model, const vc::clip::TextTokenizer& tok,
+                                       const ZeroShotOptions& options);
+
+}  // namespace verbclip

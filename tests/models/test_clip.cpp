@@ -1,0 +1,193 @@
+// The CLIP towers: shapes, state-dict names against expected_shapes(config) for every
+// preset, float64 gradient checks of a micro CLIP, the causal mask of the text tower, and
+// exactness of trimming trailing padding.
+#include "tests/nn/nn_testing.h"
+
+#include "models/clip/clip.h"
+
+using namespace vc;
+using namespace vc::clip;
+using namespace vc::nn::testing;
+
+namespace {
+
+// A micro config: 8x8 images in 4x4 patches (5 tokens), widths 8, vocab 12, context 6.
+ClipConfig micro() {
+  ClipConfig c;
+  c.name = "micro";
+  c.embed_dim = 6;
+  c.image_size = 8, c.patch_size = 4;
+  c.vision_width = 8, c.vision_layers = 2, c.vision_heads = 2;
+  c.context_length = 6, c.vocab_size = 12;
+  c.text_width = 8, c.text_layers = 2, c.text_heads = 2;
+  return c;
+}
+
+// A preset's structure (layer counts, patch and grid) at small widths, to build cheaply.
+ClipConfig skeleton(const ClipConfig& p) {
+  ClipConfig c = p;
+  c.embed_dim = 16, c.vision_width = 64, c.text_width = 64;
+  c.vision_heads = 1, c.text_heads = 1;
+  c.vocab_size = 50;
+  c.patch_size = 2;
+  c.image_size = 2 * p.grid();
+  return c;
+}
+
+void check_names_and_shapes(const CLIP& model, const ClipConfig& c) {
+  auto expected = expected_shapes(c);
+  auto sd = model.state_dict();
+  CHECK(sd.size() == expected.size());
+  for (const auto& [name, t] : sd) {
+    auto it = expected.find(name);
+    REQUIRE_MESSAGE(it != expected.end(), "unexpected parameter ", name);
+    CHECK_MESSAGE(t.shape() == it->second, name, " ", t.shape(), " vs ", it->second);
+  }
+  CHECK(model.num_parameters() == count_parameters(c).total);
+}
+
+Tensor tokens_of(const std::vector<std::vector<int64_t>>& rows, int64_t context) {
+  std::vector<int64_t> v;
+  for (auto r : rows) {
+    r.resize(size_t(context), 0);
+    v.insert(v.end(), r.begin(), r.end());
+  }
+  return Tensor::from_vector(v, {int64_t(rows.size()), context});
+}
+
+}  // namespace
+
+TEST_CASE("clip model: the tiny preset builds with expected names, shapes and counts") {
+  ClipConfig c = ClipConfig::preset("tiny");
+  CLIP model(c);
+  check_names_and_shapes(model, c);
+  Generator gen{1, 0};
+  init_clip(model, gen);
+  model.eval();
+  NoGradGuard ng;
+  Tensor img = rand_normal({3, 3, c.image_size, c.image_size}, 1, 0);
+  Tensor tok = tokens_of({{c.vocab_size - 2, 5, c.vocab_size - 1}, {c.vocab_size - 2, c.vocab_size - 1}},
+                         c.context_length);
+  Tensor fi = model.encode_image(img), ft = model.encode_text(tok);
+  CHECK(fi.shape() == Shape{3, c.embed_dim});
+  CHECK(ft.shape() == Shape{2, c.embed_dim});
+  Tensor logits = model.logits(fi, ft);
+  CHECK(logits.shape() == Shape{3, 2});
+  CHECK(model.scale().item() == doctest::Approx(1 / 0.07).epsilon(1e-5));
+  // Vision steps: tokens [N, 1 + grid^2, width].
+  CHECK(model.visual->embed(img).shape() == Shape{3, c.vision_tokens(), c.vision_width});
+  CHECK_THROWS_WITH_AS(model.encode_image(rand_normal({1, 3, 16, 16}, 1, 0)),
+                       doctest::Contains("expected images [N, 3, 32, 32]"), Error);
+  CHECK_THROWS_AS(model.encode_text(tokens_of({{1, 2}}, c.context_length + 1)), Error);
+}
+
+TEST_CASE("clip model: every preset's names and shapes match expected_shapes") {
+  for (const std::string& name : ClipConfig::preset_names()) {
+    CAPTURE(name);
+    ClipConfig p = ClipConfig::preset(name);
+    // The big presets are built at small widths with the same layer counts and grid
+    // (ViT-B/32 at float32 would take 600 MB); names are then the preset's exactly.
+    ClipConfig s = name == "tiny" ? p : skeleton(p);
+    CLIP model(s);
+    check_names_and_shapes(model, s);
+    auto want = expected_shapes(p);
+    auto sd = model.state_dict();
+    REQUIRE(sd.size() == want.size());
+    for (const auto& [n, t] : sd) CHECK_MESSAGE(want.count(n) == 1, n, " is not a ", name, " key");
+  }
+  // And the preset's shapes are CLIP's (spot checks; the counts are in test_clip_weights).
+  auto b32 = expected_shapes(ClipConfig::preset("ViT-B/32"));
+  CHECK(b32.at("visual.transformer.resblocks.11.attn.in_proj_weight") == Shape{2304, 768});
+  CHECK(b32.at("token_embedding.weight") == Shape{49408, 512});
+  CHECK(b32.at("visual.positional_embedding") == Shape{50, 768});
+  CHECK(count_parameters(ClipConfig::preset("ViT-B/32")).total == 151277313);
+}
+
+TEST_CASE("clip model: float64 gradient check of encode_image and encode_text") {
+  ClipConfig c = micro();
+  CLIP model(c);
+  Generator gen{7, 0};
+  init_clip(model, gen);
+  model.to(DType::F64);
+  // Larger weights than CLIP's init so that every path carries a visible gradient.
+  uint64_t stream = 0;
+  for (auto& [n, p] : model.named_parameters())
+    if (n.find("ln_") == std::string::npos && n != "logit_scale") {
+      NoGradGuard ng;
+      nn::copy_into(p, mul(rand_normal(p.shape(), 3, stream++, 0, 1, DType::F64), 0.3));
+    }
+  SUBCASE("vision tower: input and every visual parameter") {
+    nn::Module& vis = *model.visual;
+    gradcheck_module(vis, [&](const Tensor& x) { return model.encode_image(x); },
+                     randn({2, 3, 8, 8}, 5), "encode_image");
+  }
+  SUBCASE("text tower: every parameter of the text side") {
+    Tensor tok = tokens_of({{10, 3, 4, 11}, {10, 5, 11}}, c.context_length);
+    // gradcheck over the text-side parameters only (the vision ones get no gradient).
+    std::vector<std::pair<std::string, Tensor>> wrt;
+    for (auto& [n, p] : model.named_parameters())
+      if (n.rfind("visual.", 0) != 0 && n != "logit_scale") wrt.emplace_back(n, p);
+    for (auto& [n, p] : wrt) p.zero_grad(), p.set_requires_grad(true);
+    Tensor out = model.encode_text(tok);
+    Tensor w = randn(out.shape(), 99);
+    sum(mul(out, w)).backward();
+    NoGradGuard ng;
+    for (auto& [n, t] : wrt) {
+      CAPTURE(n);
+      REQUIRE(t.grad().defined());
+      double* p = t.data<double>();
+      Tensor numeric = Tensor::zeros(t.shape(), DType::F64);
+      const double eps = 1e-6;
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        double keep = p[i];
+        p[i] = keep + eps;
+        double up = sum(mul(model.encode_text(tok), w)).item();
+        p[i] = keep - eps;
+        double down = sum(mul(model.encode_text(tok), w)).item();
+        p[i] = keep;
+        numeric.data<double>()[i] = (up - down) / (2 * eps);
+      }
+      check_close(t.grad(), numeric, 1e-7, 1e-5, n);
+    }
+  }
+  SUBCASE("logits: the gradient reaches logit_scale") {
+    model.logit_scale.set_requires_grad(true);
+    Tensor a = randn({3, c.embed_dim}, 8), b = randn({2, c.embed_dim}, 9);
+    gradcheck([&](const TensorList& in) { return model.logits(in[0], in[1]); }, {a, b}, "logits");
+  }
+}
+
+TEST_CASE("clip model: causal text tower, EOT pooling and exact padding trim") {
+  ClipConfig c = micro();
+  CLIP model(c);
+  Generator gen{3, 0};
+  init_clip(model, gen);
+  model.eval();
+  NoGradGuard ng;
+  // Hidden states before pooling: a later token must not change an earlier position.
+  auto hidden = [&](const Tensor& tok) {
+    Tensor x = add(model.token_embedding->forward(tok), model.positional_embedding);
+    nn::AttentionOptions causal;
+    causal.mask = AttentionMask::causal();
+    return model.ln_final->forward(model.transformer->forward(x, causal));
+  };
+  Tensor a = tokens_of({{10, 3, 4, 5, 6, 11}}, c.context_length);
+  Tensor b = tokens_of({{10, 3, 4, 7, 8, 11}}, c.context_length);  // differs from position 3 on
+  Tensor ha = hidden(a), hb = hidden(b);
+  CHECK(max_abs_diff(ha.narrow(1, 0, 3), hb.narrow(1, 0, 3)) == 0);
+  CHECK(max_abs_diff(ha.narrow(1, 3, 1), hb.narrow(1, 3, 1)) > 1e-4);
+  // ... so features pooled at an early EOT ignore whatever padding follows it.
+  Tensor e1 = tokens_of({{10, 3, 11, 0, 0, 0}}, c.context_length);
+  Tensor e2 = tokens_of({{10, 3, 11, 5, 6, 7}}, c.context_length);
+  CHECK(max_abs_diff(model.encode_text(e1), model.encode_text(e2)) == 0);
+  // Pooling is at the end token (the highest id), not at the last position.
+  Tensor f = model.encode_text(e1);
+  Tensor h = hidden(e1).select(1, 2);
+  check_close(f, matmul(h, model.text_projection), 1e-6, 1e-6, "EOT pooling");
+  // trim_padding cuts trailing padding columns; the features are the same (up to the
+  // float32 rounding of GEMMs of another size).
+  Tensor batch = tokens_of({{10, 3, 4, 11}, {10, 11}}, c.context_length);
+  Tensor trimmed = trim_padding(batch);
+  CHECK(trimmed.shape() == Shape{2, 4});
+  check_close(model.encode_text(trimmed), model.encode_text(batch), 1e-6, 1e-6, "trimmed");
+}
