@@ -12,7 +12,8 @@ PACKAGES=(
   libopenblas-dev    # benchmark anchor for sgemm; optional EIGEN_USE_BLAS
   nlohmann-json3-dev # safetensors headers, label maps
   libyaml-cpp-dev    # configs
-  zlib1g-dev         # the gzip BPE vocabulary
+  zlib1g-dev         # the gzip BPE vocabulary, gzip-compressed Fashion-MNIST
+  dataset-fashion-mnist # the built-in dataset's source images (/usr/share/datasets/fashion-mnist)
 )
 
 missing=()
