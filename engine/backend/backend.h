@@ -89,6 +89,11 @@ struct ReduceKernels {
   // inner - correction.
   void (*reduce)(ReduceOp op, DType t, const void* x, void* y, int64_t* arg, int64_t outer,
                  int64_t inner, double correction);
+  // Sum or Mean down the columns of x [rows, cols] into y[cols]: the reduction over leading
+  // axes (bias gradients, sum_to) without a transposed copy. Each column is summed in row
+  // order in double, the same order and bits as `reduce` on the transposed rows.
+  void (*reduce_columns)(ReduceOp op, DType t, const void* x, void* y, int64_t rows,
+                         int64_t cols);
 };
 
 struct MatmulKernels {

@@ -13,13 +13,16 @@ namespace vc {
 namespace {
 
 struct Plan {
-  Tensor rows;      // [outer, inner] contiguous
+  Tensor rows;      // [outer, inner] contiguous; [inner, outer] when `columns`
+  bool columns = false;  // the reduced axes lead: sum down columns, no transposed copy
   Shape out_shape;  // with or without the kept axes
   Shape keep_shape; // reduced axes as 1
   int64_t inner = 1;
 };
 
-Plan plan_reduction(const Tensor& x, std::vector<int64_t> axes, bool keepdim, const char* op) {
+// `columns_ok`: the op can use the column kernel (Sum and Mean).
+Plan plan_reduction(const Tensor& x, std::vector<int64_t> axes, bool keepdim, const char* op,
+                    bool columns_ok = false) {
   std::vector<bool> reduced(x.dim(), false);
   for (int64_t& a : axes) {
     a = wrap_axis(a, x.dim(), op);
@@ -44,6 +47,14 @@ Plan plan_reduction(const Tensor& x, std::vector<int64_t> axes, bool keepdim, co
   for (int64_t i = 0; i < x.dim(); ++i)
     if (reduced[i]) perm.push_back(i);
   NoGradGuard no_grad;
+  int64_t leading = 0;
+  while (leading < x.dim() && reduced[leading]) ++leading;
+  bool prefix = leading == int64_t(axes.size()) && leading > 0 && leading < x.dim();
+  if (columns_ok && prefix && outer > 1) {
+    p.columns = true;
+    p.rows = x.contiguous().reshape({p.inner, outer});
+    return p;
+  }
   p.rows = x.permute(perm).contiguous().reshape({outer, p.inner});
   return p;
 }
@@ -56,6 +67,11 @@ std::vector<int64_t> all_axes(const Tensor& x) {
 
 Tensor run(ReduceOp kind, const Plan& p, int64_t* arg, double correction) {
   Tensor y = make_tensor(p.out_shape, p.rows.dtype(), p.rows.device());
+  if (p.columns) {
+    backend_of(p.rows).reduce.reduce_columns(kind, p.rows.dtype(), p.rows.raw(), y.raw(),
+                                             p.inner, p.rows.size(1));
+    return y;
+  }
   backend_of(p.rows).reduce.reduce(kind, p.rows.dtype(), p.rows.raw(), y.raw(), arg,
                                    p.rows.size(0), p.inner, correction);
   return y;
@@ -84,7 +100,7 @@ MaxResult extreme(const char* name, ReduceOp kind, const Tensor& x, int64_t axis
 Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
   check_floating("sum", x);
   OpScope op("sum", {x});
-  Plan p = plan_reduction(x, axes, keepdim, "sum");
+  Plan p = plan_reduction(x, axes, keepdim, "sum", /*columns_ok=*/true);
   Shape in_shape = x.shape(), keep_shape = p.keep_shape;
   return op.finish(run(ReduceOp::Sum, p, nullptr, 0),
                    [=](const Tensor& g, const std::vector<bool>&) {
@@ -97,7 +113,7 @@ Tensor sum(const Tensor& x) { return sum(x, all_axes(x)); }
 Tensor mean(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
   check_floating("mean", x);
   OpScope op("mean", {x});
-  Plan p = plan_reduction(x, axes, keepdim, "mean");
+  Plan p = plan_reduction(x, axes, keepdim, "mean", /*columns_ok=*/true);
   Shape in_shape = x.shape(), keep_shape = p.keep_shape;
   double n = double(p.inner);
   return op.finish(run(ReduceOp::Mean, p, nullptr, 0),

@@ -27,6 +27,7 @@ void where(DType cond_t, const void* cond, DType t, const void* a, const void* b
 // reduce.cpp
 void reduce(ReduceOp op, DType t, const void* x, void* y, int64_t* arg, int64_t outer,
             int64_t inner, double correction);
+void reduce_columns(ReduceOp op, DType t, const void* x, void* y, int64_t rows, int64_t cols);
 
 // matmul.cpp
 void gemm(DType t, bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,

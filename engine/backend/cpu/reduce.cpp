@@ -1,5 +1,6 @@
 // Row reductions: one thread owns each output row and walks it in order, so results do not
 // depend on the thread count. Sums accumulate in double.
+#include <algorithm>
 #include <cmath>
 
 #include "engine/backend/cpu/cpu_kernels.h"
@@ -43,6 +44,27 @@ void reduce(ReduceOp op, DType t, const void* x, void* y, int64_t* arg, int64_t 
           break;
         }
       }
+    }
+  });
+}
+
+void reduce_columns(ReduceOp op, DType t, const void* x, void* y, int64_t rows, int64_t cols) {
+  constexpr int64_t kBlock = 256;  // columns per owner: one cache-friendly strip of each row
+  dispatch_floating(t, [&](auto zero) {
+    using T = decltype(zero);
+    const T* xp = static_cast<const T*>(x);
+    T* yp = static_cast<T*>(y);
+    int64_t blocks = (cols + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (rows * cols > 32768 && blocks > 1)
+    for (int64_t b = 0; b < blocks; ++b) {
+      int64_t c0 = b * kBlock, n = std::min(kBlock, cols - c0);
+      double acc[kBlock] = {};
+      for (int64_t r = 0; r < rows; ++r) {
+        const T* row = xp + r * cols + c0;
+        for (int64_t j = 0; j < n; ++j) acc[j] += row[j];
+      }
+      for (int64_t j = 0; j < n; ++j)
+        yp[c0 + j] = T(op == ReduceOp::Mean ? acc[j] / double(rows) : acc[j]);
     }
   });
 }

@@ -76,7 +76,7 @@ const Backend* cuda_backend_init() {
          cuda_kernels::cast, cuda_kernels::to_host, cuda_kernels::from_host},
         {cuda_kernels::unary, cuda_kernels::unary_backward, cuda_kernels::binary,
          cuda_kernels::where},
-        {cuda_kernels::reduce},
+        {cuda_kernels::reduce, cuda_kernels::reduce_columns},
         {cuda_kernels::gemm},
         {cuda_kernels::index_select, cuda_kernels::index_add, cuda_kernels::gather,
          cuda_kernels::scatter_add},

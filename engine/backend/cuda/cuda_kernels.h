@@ -34,6 +34,7 @@ void where(DType cond_t, const void* cond, DType t, const void* a, const void* b
            const BroadcastDesc& d);
 
 // reduce.cu
+void reduce_columns(ReduceOp op, DType t, const void* x, void* y, int64_t rows, int64_t cols);
 void reduce(ReduceOp op, DType t, const void* x, void* y, int64_t* arg, int64_t outer,
             int64_t inner, double correction);
 

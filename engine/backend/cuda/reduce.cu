@@ -70,7 +70,27 @@ __global__ void reduce_kernel(ReduceOp op, const T* x, T* y, int64_t* arg, int64
   }
 }
 
+// One thread owns each column and sums it in row order in double: the CPU's order and bits.
+template <class T>
+__global__ void reduce_columns_kernel(bool mean, const T* x, T* y, int64_t rows, int64_t cols) {
+  VC_GRID_LOOP(c, cols) {
+    double acc = 0;
+    for (int64_t r = 0; r < rows; ++r) acc += double(x[r * cols + c]);
+    y[c] = T(mean ? acc / double(rows) : acc);
+  }
+}
+
 }  // namespace
+
+void reduce_columns(ReduceOp op, DType t, const void* x, void* y, int64_t rows, int64_t cols) {
+  if (cols <= 0) return;
+  dispatch_float(t, [&](auto zero) {
+    using T = decltype(zero);
+    reduce_columns_kernel<T><<<blocks_for(cols), kThreads, 0, stream()>>>(
+        op == ReduceOp::Mean, static_cast<const T*>(x), static_cast<T*>(y), rows, cols);
+  });
+  VC_CUDA_LAUNCH("reduce_columns");
+}
 
 void reduce(ReduceOp op, DType t, const void* x, void* y, int64_t* arg, int64_t outer,
             int64_t inner, double correction) {
