@@ -25,6 +25,17 @@ inline double time_median(const std::function<void()>& fn, int reps) {
   return t[t.size() / 2];
 }
 
+// Fastest of `reps` calls: for a peak, where any slower run only measures interference.
+inline double time_min(const std::function<void()>& fn, int reps) {
+  double best = 1e300;
+  for (int i = 0; i < reps; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
+  }
+  return best;
+}
+
 inline std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");
   std::string line;
