@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/backend/cpu/fast_exp.h"
 
 namespace vc::cpu_kernels {
 
@@ -38,11 +39,21 @@ void softmax(DType t, const void* x, void* y, int64_t rows, int64_t n, bool log)
     for (int64_t r = 0; r < rows; ++r) {
       const T* xr = xp + r * n;
       T* yr = yp + r * n;
-      double lse = row_logsumexp(xr, n);
-      bool dead = std::isinf(lse) && lse < 0;  // every entry -inf: defined as 0 (log: -inf)
-      for (int64_t j = 0; j < n; ++j) {
-        double v = dead ? (log ? -INFINITY : 0.0) : double(xr[j]) - lse;
-        yr[j] = T(log || dead ? v : std::exp(v));
+      T m = T(row_max(xr, n));
+      if (std::isinf(m) && m < 0) {  // every entry -inf: defined as 0 (log: -inf)
+        for (int64_t j = 0; j < n; ++j) yr[j] = log ? T(-INFINITY) : T(0);
+        continue;
+      }
+      // e_j = exp(x_j - m) in T through the vectorised fast_exp, summed in double in order.
+      for (int64_t j = 0; j < n; ++j) yr[j] = fast_exp(T(xr[j] - m));
+      double s = 0;
+      for (int64_t j = 0; j < n; ++j) s += double(yr[j]);
+      if (log) {
+        T shift = T(double(m) + std::log(s));
+        for (int64_t j = 0; j < n; ++j) yr[j] = xr[j] - shift;
+      } else {
+        T inv = T(1.0 / s);
+        for (int64_t j = 0; j < n; ++j) yr[j] *= inv;
       }
     }
   });
