@@ -1,0 +1,260 @@
+// verbclip eval: evaluates train checkpoints under the field's protocols (ecosystem.md §1.5-1.7,
+// §2.4, §4.1) and prints a table; writes <output>/eval_<protocol>.json, the confusion matrix
+// (confusion_<protocol>.svg) and the attention map of one clip (attention.png).
+//
+//   supervised  DATA.TEST_FILE with DATA.LABEL_LIST, TEST.NUM_CLIP x TEST.NUM_CROP views whose
+//               probabilities are summed; top-1, top-5, mean class accuracy, and for
+//               Fashion-Motion per-family accuracy and the within-pair accuracy of family C
+//   fewshot     the same, for a model trained on a K-shot list (TEST.SHOTS is reported)
+//   b2n         per checkpoint (one per seed): base accuracy on DATA.B2N_VAL_BASE against the
+//               base classes, novel accuracy on DATA.B2N_VAL_NOVEL against the novel classes;
+//               base and novel averaged over the checkpoints, HM = 2BN/(B+N) of the averages
+//   zeroshot    top-1 on each of DATA.ZS_TEST_FILES (classes DATA.ZS_TEST_LABELS) for each
+//               checkpoint: mean +- population std
+// Several --weights give one row each (and mean +- std for supervised / fewshot).
+#include <cxxopts.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+#include "apps/commands.h"
+#include "apps/common/config.h"
+#include "apps/common/pictures.h"
+#include "apps/common/run_log.h"
+#include "apps/common/video_run.h"
+#include "data/annotations.h"
+#include "data/util.h"
+#include "engine/engine.h"
+#include "nn/safetensors.h"
+
+namespace verbclip {
+
+namespace {
+
+using vc::Tensor;
+using json = nlohmann::ordered_json;
+
+std::string cell(double v) { return std::isnan(v) ? std::string("    -") : format_number("%6.2f", v); }
+
+std::string table_header(bool families) {
+  std::string h = "  run                              top-1  top-5  mean-cls";
+  if (families) h += "      A      B      C      D  within-pair C";
+  return h;
+}
+
+std::string table_row(const std::string& name, const EvalReport& r) {
+  std::string n = name.size() > 32 ? "..." + name.substr(name.size() - 29) : name;
+  std::string s = "  " + n + std::string(33 - n.size(), ' ') + cell(r.acc.top1) + " " + cell(r.acc.top5) + "   " +
+                  cell(r.acc.mean_class);
+  if (r.families.is_fashion_motion) {
+    for (const char* f : {"A", "B", "C", "D"}) {
+      auto it = r.family_accuracy.find(f);
+      s += " " + cell(it == r.family_accuracy.end() ? NAN : it->second);
+    }
+    s += "         " + cell(r.pair_videos ? r.within_pair : NAN);
+  }
+  return s;
+}
+
+void write_json(const std::string& path, const json& j) {
+  const std::string text = j.dump(2) + "\n";
+  vc::nn::write_file_atomically(path, [&](std::FILE* f) { std::fwrite(text.data(), 1, text.size(), f); });
+}
+
+// The first video of `list` (one centre view) and its attention map.
+void write_attention(const std::string& path, const vc::models::VideoModel& model, const Config& cfg,
+                     const std::string& list, int64_t K) {
+  vc::data::ListOptions lo;
+  lo.num_classes = K;
+  vc::data::VideoDataset ds = vc::data::VideoDataset::from_list(list, dataset_options(cfg, K, false), lo);
+  const int64_t T = ds.frames_per_clip(), S = ds.input_size();
+  std::vector<float> buf(size_t(T * 3 * S * S));
+  ds.get(0, false, uint64_t(cfg.integer("SEED")), 0, 0, buf.data());
+  Tensor video = Tensor::from_vector(buf, {1, T, 3, S, S});
+  Tensor att = model.attention_map(video);
+  write_attention_png(path, video.select(0, 0), att.select(0, 0));
+}
+
+}  // namespace
+
+int cmd_eval(int argc, char** argv) {
+  std::vector<char*> args;
+  std::vector<std::string> opts;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--opts") {
+      for (int k = i + 1; k < argc; ++k) opts.push_back(argv[k]);
+      break;
+    }
+    args.push_back(argv[i]);
+  }
+  cxxopts::Options o(argv[0],
+                     "Evaluate `verbclip train` checkpoints: supervised (multi-view), fewshot, b2n (base-to-novel)\n"
+                     "or zeroshot. Settings: the checkpoint's own config, then --config YAML, then --opts KEY VALUE.");
+  o.add_options()
+      ("weights", "train checkpoint(s) (repeat for seeds / runs)", cxxopts::value<std::vector<std::string>>())
+      ("config", "YAML config applied over the checkpoint's", cxxopts::value<std::string>())
+      ("protocol", "supervised | fewshot | b2n | zeroshot (TEST.PROTOCOL)", cxxopts::value<std::string>())
+      ("output", "folder for eval_<protocol>.json and the pictures (default: the first weights' folder)",
+       cxxopts::value<std::string>())
+      ("no-pictures", "skip the confusion matrix and the attention map")
+      ("threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))
+      ("q,quiet", "no progress line")
+      ("opts", "KEY VALUE ... config overrides; must come last")
+      ("h,help", "show this help");
+  auto r = o.parse(int(args.size()), args.data());
+  if (r.count("help")) return std::cout << o.help(), 0;
+  if (!r.unmatched().empty()) vc::fail("unexpected argument '", r.unmatched()[0], "'");
+  if (!r.count("weights")) vc::fail("--weights FILE is required (a checkpoint written by `verbclip train`)");
+  if (r["threads"].as<int>() > 0) vc::set_num_threads(r["threads"].as<int>());
+  const auto weights = r["weights"].as<std::vector<std::string>>();
+  const bool quiet = r.count("quiet") > 0;
+
+  // Each checkpoint is evaluated with its own config, then --config, --protocol and --opts
+  // (so one call can compare runs of different models).
+  auto config_for = [&](const std::string& w) {
+    Config c = video_config_defaults();
+    c.load_yaml_text(read_checkpoint_info(w).config_yaml, w);
+    if (r.count("config")) c.load_yaml_file(r["config"].as<std::string>());
+    if (r.count("protocol")) c.set("TEST.PROTOCOL", r["protocol"].as<std::string>(), "--protocol");
+    c.apply_opts(opts);
+    return c;
+  };
+  Config cfg = config_for(weights[0]);
+  const std::string protocol = cfg.str("TEST.PROTOCOL");
+  VC_CHECK(protocol == "supervised" || protocol == "fewshot" || protocol == "b2n" || protocol == "zeroshot",
+           "unknown protocol '", protocol, "' (expected supervised, fewshot, b2n or zeroshot)");
+  const std::string root = cfg.str("DATA.ROOT");
+  if (!vc::data::is_directory(root)) vc::fail("DATA.ROOT: dataset folder '", root, "' does not exist");
+  std::string out = r.count("output") ? r["output"].as<std::string>()
+                                      : std::filesystem::path(weights[0]).parent_path().string();
+  if (out.empty()) out = ".";
+  std::filesystem::create_directories(out);
+  RunLog log(out, /*append=*/true, /*echo=*/false);
+
+  json result;
+  result["protocol"] = protocol;
+  result["weights"] = weights;
+  result["views"] = {{"clips", cfg.integer("TEST.NUM_CLIP")}, {"crops", cfg.integer("TEST.NUM_CROP")},
+                     {"aggregation", "sum of per-view class probabilities"}};
+  std::vector<std::string> table;
+  std::vector<std::string> pictures;
+  auto name_of = [&](const std::string& w, const std::string& what) {
+    return std::filesystem::path(w).parent_path().filename().string() + " (" + cfg.str("MODEL.NAME") + ")" +
+           (what.empty() ? "" : " " + what);
+  };
+
+  std::vector<json> runs;
+  std::vector<double> top1s, bases, novels, zs;
+  bool families = false;
+  std::set<std::string> models_seen;
+  for (const auto& w : weights) {
+    cfg = config_for(w);
+    VC_CHECK(cfg.str("TEST.PROTOCOL") == protocol, "weights '", w, "' are configured for protocol '",
+             cfg.str("TEST.PROTOCOL"), "', the first for '", protocol, "' (pass --protocol)");
+    VideoSetup s = load_trained_model(w, cfg);
+    s.model->eval();
+    json run;
+    run["weights"] = w;
+    run["model"] = s.model->name();
+    models_seen.insert(s.model->name());
+    std::vector<EvalReport> run_reports;  // the first list's, for the pictures
+    auto eval = [&](const std::string& list_key, const std::string& labels_key, bool multi_view) {
+      const std::string list = data_path(cfg, list_key);
+      const auto names = vc::data::read_labels(data_path(cfg, labels_key)).names;
+      EvalReport e = evaluate_list(*s.model, *s.tokenizer, cfg, list, names, multi_view, !quiet);
+      families = families || e.families.is_fashion_motion;
+      if (run_reports.empty()) run_reports.push_back(e);
+      log.info("eval " + protocol + " " + w + " on " + list + ": " + report_line(e));
+      return e;
+    };
+    if (protocol == "supervised" || protocol == "fewshot") {
+      EvalReport e = eval("DATA.TEST_FILE", "DATA.LABEL_LIST", true);
+      run["test"] = report_json(e);
+      top1s.push_back(e.acc.top1);
+      table.push_back(table_row(name_of(w, ""), e));
+    } else if (protocol == "b2n") {
+      EvalReport b = eval("DATA.B2N_VAL_BASE", "DATA.B2N_BASE_LABELS", true);
+      EvalReport n = eval("DATA.B2N_VAL_NOVEL", "DATA.B2N_NOVEL_LABELS", true);
+      run["base"] = report_json(b);
+      run["novel"] = report_json(n);
+      run["hm"] = harmonic_mean(b.acc.top1, n.acc.top1);
+      bases.push_back(b.acc.top1), novels.push_back(n.acc.top1);
+      table.push_back(table_row(name_of(w, "base"), b));
+      table.push_back(table_row(name_of(w, "novel"), n));
+    } else {
+      Config one = cfg;
+      run["splits"] = json::array();
+      for (const auto& list : cfg.list("DATA.ZS_TEST_FILES")) {
+        one.set("DATA.TEST_FILE", list, "DATA.ZS_TEST_FILES");
+        EvalReport e = evaluate_list(*s.model, *s.tokenizer, one, data_path(one, "DATA.TEST_FILE"),
+                                     vc::data::read_labels(data_path(cfg, "DATA.ZS_TEST_LABELS")).names, true, !quiet);
+        families = families || e.families.is_fashion_motion;
+        if (run_reports.empty()) run_reports.push_back(e);
+        run["splits"].push_back(report_json(e));
+        zs.push_back(e.acc.top1);
+        table.push_back(table_row(name_of(w, list), e));
+      }
+    }
+    runs.push_back(run);
+    if (!r.count("no-pictures") && !run_reports.empty()) {
+      // Pictures of this checkpoint's first list: confusion matrix and one clip's attention.
+      const std::string suffix = weights.size() > 1 ? "_" + std::filesystem::path(w).parent_path().filename().string() : "";
+      const EvalReport& e = run_reports[0];
+      const std::string cp = out + "/confusion_" + protocol + suffix + ".svg";
+      write_confusion_svg(cp, "confusion: " + s.model->name() + " on " + e.list, e.acc.confusion, e.class_names);
+      const std::string ap = out + "/attention" + suffix + ".png";
+      write_attention(ap, *s.model, cfg, e.list, int64_t(e.class_names.size()));
+      pictures.push_back(cp);
+      pictures.push_back(ap);
+    }
+  }
+  result["runs"] = runs;
+  cfg = config_for(weights[0]);
+
+  // ---- summary over checkpoints / splits
+  std::vector<std::string> summary;
+  if (top1s.size() > 1 && models_seen.size() == 1) {
+    MeanStd m = mean_std(top1s);
+    result["top1_mean"] = m.mean, result["top1_std"] = m.std;
+    summary.push_back("top-1 over " + std::to_string(top1s.size()) + " runs: " + format_number("%.2f", m.mean) +
+                      " +- " + format_number("%.2f", m.std));
+  }
+  if (!bases.empty()) {
+    const double b = mean_std(bases).mean, n = mean_std(novels).mean;
+    result["base_mean"] = b, result["novel_mean"] = n, result["hm"] = harmonic_mean(b, n);
+    summary.push_back("base-to-novel over " + std::to_string(bases.size()) + " seed(s): base " +
+                      format_number("%.2f", b) + "  novel " + format_number("%.2f", n) + "  HM " +
+                      format_number("%.2f", harmonic_mean(b, n)));
+  }
+  if (!zs.empty()) {
+    MeanStd m = mean_std(zs);
+    result["zeroshot_top1_mean"] = m.mean, result["zeroshot_top1_std"] = m.std;
+    summary.push_back("zero-shot top-1 over " + std::to_string(zs.size()) + " split(s): " +
+                      format_number("%.2f", m.mean) + " +- " + format_number("%.2f", m.std));
+  }
+  if (protocol == "fewshot") result["shots"] = cfg.integer("TEST.SHOTS");
+
+  const std::string json_path = out + "/eval_" + protocol + ".json";
+  write_json(json_path, result);
+  for (const char* curve : {"/loss.svg", "/accuracy.svg"}) {
+    for (const auto& w : weights) {
+      const std::string p = std::filesystem::path(w).parent_path().string() + curve;
+      if (vc::data::path_exists(p)) pictures.push_back(p);
+    }
+  }
+
+  std::cout << "eval " << protocol << " (" << cfg.integer("TEST.NUM_CLIP") << " clip(s) x "
+            << cfg.integer("TEST.NUM_CROP") << " crop(s), probabilities summed over views), accuracy in %:\n"
+            << table_header(families) << "\n";
+  for (const auto& row : table) std::cout << row << "\n";
+  for (const auto& s : summary) std::cout << s << "\n";
+  if (families) std::cout << kWithinPairDefinition << "\n";
+  std::cout << "results: " << json_path << "\n";
+  for (const auto& p : pictures) std::cout << "picture: " << p << "\n";
+  log.info("eval " + protocol + ": results in " + json_path);
+  return 0;
+}
+
+}  // namespace verbclip

@@ -1,0 +1,161 @@
+// verbclip predict: the top-k classes of one clip, for class names and prompt templates the
+// user gives (open-vocabulary inference with a `verbclip train` checkpoint).
+//
+//   verbclip predict --weights run/checkpoint_best.safetensors --labels my_labels.txt \
+//                    --frames clip_dir/ [--template "a video of {}"] [--topk 5]
+//
+// The clip: the images of --frames (sorted by name) or the images given, in order; T frames
+// are taken at the TSN segment centres (as at test time), centre-cropped by the checkpoint's
+// pipeline. Probabilities: softmax over the given classes, averaged over the templates
+// (the model's scoring rule).
+#include <cxxopts.hpp>
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <iostream>
+
+#include "apps/commands.h"
+#include "apps/common/config.h"
+#include "apps/common/pictures.h"
+#include "apps/common/video_run.h"
+#include "data/annotations.h"
+#include "data/image.h"
+#include "data/sampling.h"
+#include "data/transforms.h"
+#include "data/util.h"
+#include "engine/engine.h"
+
+namespace verbclip {
+
+namespace {
+
+using vc::Tensor;
+namespace fs = std::filesystem;
+
+bool is_image_file(const fs::path& p) {
+  std::string e = p.extension().string();
+  for (char& c : e) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return e == ".jpg" || e == ".jpeg" || e == ".png" || e == ".bmp";
+}
+
+std::vector<std::string> frames_in(const std::string& dir) {
+  VC_CHECK(vc::data::is_directory(dir), "--frames: folder '", dir, "' does not exist");
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  VC_CHECK(!files.empty(), "--frames: folder '", dir, "' holds no .jpg/.jpeg/.png/.bmp images");
+  return files;
+}
+
+}  // namespace
+
+int cmd_predict(int argc, char** argv) {
+  cxxopts::Options o(argv[0],
+                     "Top-k classes of one clip with a `verbclip train` checkpoint, for your own class names and\n"
+                     "templates. The clip is a folder of frames (--frames) or a list of images.");
+  o.add_options()
+      ("weights", "train checkpoint (checkpoint_best.safetensors)", cxxopts::value<std::string>())
+      ("labels", "class names: csv (id,name), json, or one per line", cxxopts::value<std::string>())
+      ("frames", "folder of frames (sorted by file name)", cxxopts::value<std::string>())
+      ("template", "prompt template with {} for the class name (repeatable)",
+       cxxopts::value<std::vector<std::string>>())
+      ("topk", "classes to show", cxxopts::value<int64_t>()->default_value("5"))
+      ("attention", "also write the class token's attention map of the clip to this PNG", cxxopts::value<std::string>())
+      ("json", "print the result as JSON")
+      ("threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))
+      ("images", "frames in order", cxxopts::value<std::vector<std::string>>())
+      ("h,help", "show this help");
+  o.parse_positional({"images"});
+  o.positional_help("[images...]");
+  auto r = o.parse(argc, argv);
+  if (r.count("help")) return std::cout << o.help(), 0;
+  if (r["threads"].as<int>() > 0) vc::set_num_threads(r["threads"].as<int>());
+  if (!r.count("weights")) vc::fail("--weights FILE is required (a checkpoint written by `verbclip train`)");
+  if (!r.count("labels")) vc::fail("--labels FILE is required (the class names to choose from)");
+  if (r.count("frames") && r.count("images")) vc::fail("give either --frames DIR or images, not both");
+  if (!r.count("frames") && !r.count("images")) vc::fail("no clip: give --frames DIR or the frame images");
+  const std::string weights = r["weights"].as<std::string>();
+  const int64_t topk = r["topk"].as<int64_t>();
+  VC_CHECK(topk >= 1, "--topk ", topk, " must be at least 1");
+
+  // ---- model, classes, prompts
+  Config cfg = video_config_defaults();
+  cfg.load_yaml_text(read_checkpoint_info(weights).config_yaml, weights);
+  VideoSetup s = load_trained_model(weights, cfg);
+  s.model->eval();
+  const std::string labels_path = r["labels"].as<std::string>();
+  VC_CHECK(vc::data::path_exists(labels_path), "--labels: file '", labels_path, "' does not exist");
+  const std::vector<std::string> names = vc::data::read_labels(labels_path).names;
+  VC_CHECK(!names.empty(), "--labels: '", labels_path, "' names no class");
+  std::vector<std::string> templates = {"a video of {}"};
+  if (r.count("template")) templates = r["template"].as<std::vector<std::string>>();
+  for (const auto& t : templates) VC_CHECK(t.find("{}") != std::string::npos, "--template '", t, "' has no {} for the class name");
+  vc::models::PromptSet prompts = vc::models::make_prompts(names, templates);
+
+  // ---- the clip
+  const std::vector<std::string> files =
+      r.count("frames") ? frames_in(r["frames"].as<std::string>()) : r["images"].as<std::vector<std::string>>();
+  std::vector<vc::data::Image> images;
+  for (const auto& f : files) {
+    images.push_back(vc::data::read_image(f));
+    VC_CHECK(images.back().height == images[0].height && images.back().width == images[0].width, "frame '", f,
+             "' is ", images.back().height, "x", images.back().width, " but '", files[0], "' is ", images[0].height,
+             "x", images[0].width, " (all frames of a clip must have one size)");
+  }
+  const int64_t T = s.model->options().num_frames, N = int64_t(images.size());
+  const std::vector<int64_t> pos = vc::data::segment_offsets_test(N, T, 1);
+  vc::data::TransformOptions topt = dataset_options(cfg, int64_t(names.size()), false).transform;
+  const int64_t S = topt.input_size;
+  const int64_t short_side = std::min(images[0].height, images[0].width);
+  // The checkpoint's frames were round(1.25·S) pixels (Fashion-Motion: 40 for 32 crops); others
+  // are resized so that the centre crop sees the same field of view.
+  if (topt.resize_short == 0 && short_side != int64_t(std::llround(1.25 * double(S))))
+    topt.resize_short = std::llround(1.25 * double(S));
+  VC_CHECK(topt.resize_short > 0 || short_side >= S, "frames are ", images[0].height, "x", images[0].width,
+           ", smaller than the model's ", S, "x", S, " input");
+  vc::data::Clip clip = vc::data::Clip::zeros(T, images[0].height, images[0].width);
+  for (int64_t t = 0; t < T; ++t) {
+    const auto& im = images[size_t(pos[size_t(t)] % N)];
+    for (size_t i = 0; i < im.pixels.size(); ++i) clip.frame(t)[i] = float(im.pixels[i]);
+  }
+  std::vector<float> buf(size_t(T * 3 * S * S));
+  vc::data::transform_test(clip, topt, 0, buf.data());
+  Tensor video = Tensor::from_vector(buf, {1, T, 3, S, S});
+
+  // ---- scores
+  Tensor scores;
+  {
+    vc::NoGradGuard no_grad;
+    Tensor c = s.model->class_features(s.model->tokenize(prompts, *s.tokenizer));
+    scores = s.model->score(s.model->encode_video(video), c);  // [1, K]
+  }
+  ScoreMatrix m{1, scores.size(1), {}};
+  for (float v : scores.contiguous().to_vector<float>()) m.values.push_back(double(v));
+  if (s.model->options().scoring == vc::models::VideoModelOptions::Scoring::SumLogProb) m = softmax_rows(m);
+  const std::vector<int64_t> rank = ranking(m, 0);
+  const int64_t k = std::min<int64_t>(topk, m.classes);
+  if (r.count("json")) {
+    nlohmann::ordered_json j;
+    j["frames"] = files.size();
+    j["templates"] = templates;
+    j["top"] = nlohmann::ordered_json::array();
+    for (int64_t i = 0; i < k; ++i)
+      j["top"].push_back({{"class", names[size_t(rank[size_t(i)])]}, {"probability", m.at(0, rank[size_t(i)])}});
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << "clip: " << files.size() << " frame(s), " << T << " used; " << names.size() << " classes, "
+              << templates.size() << " template(s)\n";
+    for (int64_t i = 0; i < k; ++i)
+      std::cout << "  " << i + 1 << ". " << names[size_t(rank[size_t(i)])] << "  "
+                << format_number("%.2f%%", 100.0 * m.at(0, rank[size_t(i)])) << "\n";
+  }
+  if (r.count("attention")) {
+    const std::string p = r["attention"].as<std::string>();
+    write_attention_png(p, video.select(0, 0), s.model->attention_map(video).select(0, 0));
+    if (!r.count("json")) std::cout << "attention map: " << p << "\n";
+  }
+  return 0;
+}
+
+}  // namespace verbclip

@@ -1,0 +1,317 @@
+// verbclip train: trains a video model (baseline, CLAVER) from CLIP weights on a list dataset.
+//
+//   AdamW with parameter groups (the model's new modules at TRAIN.LR x MODEL.NEW_LR_MULT; no
+//   decay for rank <= 1 tensors, biases, positional embeddings), cosine schedule with linear
+//   warmup by optimizer step, label smoothing / mixup / cutmix targets from the loader,
+//   gradient accumulation (micro-batch losses scaled by 1/ACCUMULATION_STEPS), optional
+//   gradient-norm clipping.
+//   Validation (one centre view) every TEST.EVAL_EVERY epochs and at the end: checkpoint_best
+//   by top-1; checkpoint_last at every epoch's end (and every SAVE_FREQ steps).
+//
+// Everything random is a function of (SEED, epoch, batch) or (MODEL.SEED, micro-step): the data
+// order and augmentation come from the loader, the prompt variants from the micro-step number.
+// --resume rebuilds the run from checkpoint_last (its config, then --config / --opts), skips
+// the batches already used in the current epoch and continues bitwise as if never stopped.
+#include <cxxopts.hpp>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+
+#include "apps/commands.h"
+#include "apps/common/checkpoints.h"
+#include "apps/common/config.h"
+#include "apps/common/run_log.h"
+#include "apps/common/video_run.h"
+#include "data/annotations.h"
+#include "data/util.h"
+#include "engine/engine.h"
+#include "nn/nn.h"
+
+namespace verbclip {
+
+namespace {
+
+using vc::Tensor;
+namespace nn = vc::nn;
+
+// Splits argv at "--opts": everything after it is KEY VALUE pairs.
+void split_opts(int argc, char** argv, std::vector<char*>& args, std::vector<std::string>& opts) {
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--opts") {
+      for (int k = i + 1; k < argc; ++k) opts.push_back(argv[k]);
+      return;
+    }
+    args.push_back(argv[i]);
+  }
+}
+
+void write_train_curves(const std::string& out) {
+  const std::string log = out + "/log.jsonl";
+  Series loss{"train loss", {}, {}}, train_acc{"train batch top-1", {}, {}}, val{"val top-1", {}, {}},
+      pair{"val within-pair C", {}, {}};
+  for (const auto& j : read_jsonl_events(log, "train")) {
+    loss.x.push_back(j.value("step", 0.0)), loss.y.push_back(j.value("loss", NAN));
+    train_acc.x.push_back(j.value("epoch_progress", 0.0)), train_acc.y.push_back(j.value("batch_top1", NAN));
+  }
+  for (const auto& j : read_jsonl_events(log, "val")) {
+    val.x.push_back(j.value("epoch", 0.0)), val.y.push_back(j.value("top1", NAN));
+    if (j.contains("within_pair_C")) pair.x.push_back(j.value("epoch", 0.0)), pair.y.push_back(j.value("within_pair_C", NAN));
+  }
+  if (!loss.x.empty()) write_curves(out + "/loss.svg", "train: loss", "step", "loss", {loss});
+  std::vector<Series> acc = {train_acc};
+  if (!val.x.empty()) acc.push_back(val);
+  if (!pair.x.empty()) acc.push_back(pair);
+  if (!train_acc.x.empty()) write_curves(out + "/accuracy.svg", "train: accuracy", "epoch", "accuracy (%)", acc);
+}
+
+}  // namespace
+
+int cmd_train(int argc, char** argv) {
+  std::vector<char*> args;
+  std::vector<std::string> opts;
+  split_opts(argc, argv, args, opts);
+  cxxopts::Options o(argv[0],
+                     "Train a video model (MODEL.NAME: baseline | claver) from CLIP weights (MODEL.PRETRAINED).\n"
+                     "Writes <output>/config.yaml, log.txt, log.jsonl, checkpoint_last/best.safetensors, loss.svg,\n"
+                     "accuracy.svg. Settings: --config YAML (BASE inheritance), then --opts KEY VALUE ... (last).");
+  o.add_options()
+      ("config", "YAML config (e.g. models/configs/fm_tiny_claver.yaml)", cxxopts::value<std::string>())
+      ("output", "output folder (OUTPUT)", cxxopts::value<std::string>())
+      ("resume", "continue the run in --output from its checkpoint_last")
+      ("stop-at", "stop after this optimizer step (saving checkpoint_last) as if interrupted", cxxopts::value<int64_t>())
+      ("threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))
+      ("q,quiet", "no progress line")
+      ("help-config", "list the config keys and their defaults")
+      ("opts", "KEY VALUE ... config overrides; must come last")
+      ("h,help", "show this help");
+  auto r = o.parse(int(args.size()), args.data());
+  Config cfg = video_config_defaults();
+  if (r.count("help")) return std::cout << o.help(), 0;
+  if (r.count("help-config")) return std::cout << cfg.help(), 0;
+  if (!r.unmatched().empty()) vc::fail("unexpected argument '", r.unmatched()[0], "'");
+  if (r["threads"].as<int>() > 0) vc::set_num_threads(r["threads"].as<int>());
+  const bool resume = r.count("resume") > 0;
+  const bool quiet = r.count("quiet") > 0;
+
+  // ---- settings: (resume: the run's own) defaults, --config, --output, --opts
+  std::string out;
+  if (r.count("output")) out = r["output"].as<std::string>();
+  if (resume) {
+    if (out.empty()) vc::fail("--resume needs --output DIR (the run to continue)");
+    RunCheckpoints c(out);
+    cfg.load_yaml_text(c.last_config(), c.last_path());
+  } else if (!r.count("config")) {
+    vc::fail("--config FILE is required (e.g. models/configs/fm_tiny_claver.yaml)");
+  }
+  if (r.count("config")) cfg.load_yaml_file(r["config"].as<std::string>());
+  if (!out.empty()) cfg.set("OUTPUT", out, "--output");
+  cfg.apply_opts(opts);
+  out = cfg.str("OUTPUT");
+  if (out.empty()) vc::fail("no output folder: pass --output DIR (or set OUTPUT)");
+  RunCheckpoints ckpts(out);
+  if (!resume && ckpts.has_last())
+    vc::fail("'", out, "' already holds a run (", ckpts.last_path(), "): pass --resume to continue it, or choose another --output");
+  const std::string root = cfg.str("DATA.ROOT");
+  if (root.empty()) vc::fail("config DATA.ROOT is empty: set it to a dataset folder (e.g. --opts DATA.ROOT data/fashion-motion)");
+  if (!vc::data::is_directory(root)) vc::fail("DATA.ROOT: dataset folder '", root, "' does not exist");
+
+  // ---- labels, model, prompts
+  const vc::data::LabelSet labels = vc::data::read_labels(data_path(cfg, "DATA.LABEL_LIST"));
+  const int64_t K = labels.size();
+  const uint64_t seed = uint64_t(cfg.integer("SEED"));
+  nn::TrainingState state;
+  state.rng.seed = seed;
+  VideoSetup setup = build_model_for_training(cfg, state.rng);
+  auto& model = *setup.model;
+  const Tensor prompt_tokens = model.tokenize(load_prompts(cfg, labels.names), *setup.tokenizer);
+
+  // ---- data
+  vc::data::ListOptions lo;
+  lo.num_classes = K;
+  vc::data::VideoDataset train_ds =
+      vc::data::VideoDataset::from_list(data_path(cfg, "DATA.TRAIN_FILE"), dataset_options(cfg, K, false), lo);
+  const int64_t B = cfg.integer("TRAIN.BATCH_SIZE"), accum = cfg.integer("TRAIN.ACCUMULATION_STEPS");
+  VC_CHECK(B >= 1 && B <= train_ds.size(), "config TRAIN.BATCH_SIZE = ", B, " must be in [1, ", train_ds.size(),
+           "] (the training videos)");
+  VC_CHECK(accum >= 1, "config TRAIN.ACCUMULATION_STEPS = ", accum, " must be at least 1");
+  vc::data::LoaderOptions lopt;
+  lopt.batch_size = B;
+  lopt.workers = int(cfg.integer("DATA.NUM_WORKERS"));
+  lopt.train = true;
+  lopt.seed = seed;
+  lopt.soft_targets = cfg.number("AUG.LABEL_SMOOTH") > 0;
+  lopt.mix = {cfg.number("AUG.MIXUP"), cfg.number("AUG.CUTMIX"), cfg.number("AUG.MIXUP_SWITCH_PROB"), 1.0,
+              cfg.number("AUG.LABEL_SMOOTH")};
+  vc::data::Loader loader(train_ds, lopt);
+  const int64_t steps_per_epoch = loader.num_batches() / accum;
+  VC_CHECK(steps_per_epoch >= 1, "an epoch of ", loader.num_batches(), " batches holds no optimizer step of ", accum,
+           " accumulated batches");
+  const int64_t max_steps = cfg.integer("TRAIN.MAX_STEPS");
+  const int64_t total = max_steps > 0 ? max_steps : cfg.integer("TRAIN.EPOCHS") * steps_per_epoch;
+  VC_CHECK(total > 0, "nothing to train: TRAIN.EPOCHS and TRAIN.MAX_STEPS give 0 steps");
+  const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
+  const std::string val_list = cfg.str("DATA.VAL_FILE").empty() ? "" : data_path(cfg, "DATA.VAL_FILE");
+
+  // ---- optimiser and schedule
+  nn::AdamWOptions ao;
+  ao.lr = cfg.number("TRAIN.LR");
+  ao.beta1 = cfg.number("TRAIN.BETA1");
+  ao.beta2 = cfg.number("TRAIN.BETA2");
+  ao.eps = cfg.number("TRAIN.EPS");
+  nn::AdamW opt(model.param_groups(cfg.number("TRAIN.WEIGHT_DECAY")), ao);
+  nn::CosineScheduleOptions so;
+  so.base_lr = ao.lr;
+  so.min_lr = cfg.number("TRAIN.MIN_LR");
+  so.warmup_steps = std::min<int64_t>(total, std::llround(cfg.number("TRAIN.WARMUP_EPOCHS") * double(steps_per_epoch)));
+  so.total_steps = total;
+  nn::CosineSchedule sched(so);
+  state.config = cfg.to_yaml();
+  add_setup_extras(setup, state.extra);
+  double best_top1 = -1;
+  if (resume) {
+    nn::TrainingState loaded = ckpts.resume(model, opt, sched);
+    loaded.config = state.config;
+    for (const auto& [k, v] : state.extra) loaded.extra[k] = v;
+    state = loaded;
+    if (state.extra.count("best_top1")) best_top1 = std::stod(state.extra["best_top1"]);
+    sched = nn::CosineSchedule(so);  // this invocation's (possibly extended) schedule
+  }
+
+  std::filesystem::create_directories(out);
+  RunLog log(out, /*append=*/resume);
+  nn::write_file_atomically(out + "/config.yaml", [&](std::FILE* f) {
+    std::fwrite(state.config.data(), 1, state.config.size(), f);
+  });
+  for (const auto& n : setup.notes) log.info("note: " + n);
+  if (resume) log.info("resuming " + ckpts.last_path() + " at step " + std::to_string(state.step));
+  int64_t new_params = 0, all_params = 0;
+  for (const auto& g : opt.groups())
+    for (const auto& [name, t] : g.params) (g.lr_mult != 1.0 ? new_params : all_params) += t.numel();
+  log.info("train " + model.name() + ": " + std::to_string(train_ds.size()) + " videos, " + std::to_string(K) +
+           " classes, " + std::to_string(prompt_tokens.size(0)) + " prompt variants per class; trainable parameters " +
+           std::to_string(all_params + new_params) + " (" + std::to_string(new_params) + " new at " +
+           format_number("%g", model.options().new_lr_mult) + "x LR)");
+  log.info("schedule: " + std::to_string(total) + " steps (" + std::to_string(epochs) + " epochs of " +
+           std::to_string(steps_per_epoch) + "), batch " + std::to_string(B) + " x " + std::to_string(accum) +
+           " accumulation, AdamW lr " + format_number("%g", ao.lr) + " warmup " + std::to_string(so.warmup_steps) +
+           " steps, threads " + std::to_string(vc::num_threads()));
+  {
+    nlohmann::ordered_json j;
+    j["event"] = resume ? "resume" : "start";
+    j["step"] = state.step;
+    j["model"] = model.name();
+    j["config"] = state.config;
+    log.record(j);
+  }
+
+  // ---- training
+  const int64_t print_freq = std::max<int64_t>(1, cfg.integer("PRINT_FREQ"));
+  const int64_t save_freq = cfg.integer("SAVE_FREQ"), eval_every = cfg.integer("TEST.EVAL_EVERY");
+  const int64_t stop_at = r.count("stop-at") ? r["stop-at"].as<int64_t>() : -1;
+  const double clip_grad = cfg.number("TRAIN.CLIP_GRAD");
+  const double loss_scale = 1.0 / double(accum);
+  const std::vector<Tensor> params = model.parameters();
+  Progress progress("train " + model.name(), print_freq, quiet);
+  const int64_t first_step = state.step;
+  double window_loss = 0;
+  int64_t window_n = 0, window_hit = 0, window_items = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  bool stopped = false;
+  model.train();
+  while (state.step < total && !stopped) {
+    const int64_t epoch = state.step / steps_per_epoch;
+    loader.start_epoch(uint64_t(epoch));
+    vc::data::Batch batch;
+    for (int64_t skip = (state.step % steps_per_epoch) * accum; skip > 0; --skip) loader.next(batch);  // resume
+    while (state.step < total && state.step / steps_per_epoch == epoch) {
+      sched.apply(opt, state.step);
+      opt.zero_grad();
+      double step_loss = 0;
+      for (int64_t m = 0; m < accum; ++m) {
+        VC_CHECK(loader.next(batch), "train: the loader ended early in epoch ", epoch);
+        const Tensor targets = batch.targets.defined() ? batch.targets : batch.labels;
+        auto res = model.training_loss(batch.video, prompt_tokens, targets, state.step * accum + m);
+        vc::mul(res.loss, loss_scale).backward();
+        const double loss = res.loss.item();
+        VC_CHECK(std::isfinite(loss), "train: the loss is ", loss, " at step ", state.step, " (try a lower TRAIN.LR)");
+        step_loss += loss * loss_scale;
+        const auto pred = vc::argmax(vc::mean(res.logits.detach(), {1}), 1).to_vector<int64_t>();
+        const auto y = batch.labels.to_vector<int64_t>();
+        for (size_t i = 0; i < y.size(); ++i) window_hit += pred[i] == y[i];
+        window_items += int64_t(y.size());
+      }
+      if (clip_grad > 0) nn::clip_grad_norm(params, clip_grad);
+      opt.step();
+      ++state.step;
+      state.epoch = state.step / steps_per_epoch;
+      window_loss += step_loss, ++window_n;
+
+      ProgressInfo p;
+      p.epoch = epoch + 1, p.epochs = epochs, p.step = state.step, p.steps = total, p.loss = step_loss, p.lr = opt.lr();
+      progress.update(p, B * accum);
+      if (state.step % print_freq == 0 || state.step == total) {
+        nlohmann::ordered_json j;
+        j["event"] = "train";
+        j["step"] = state.step;
+        j["epoch"] = epoch + 1;
+        j["epoch_progress"] = double(state.step) / double(steps_per_epoch);
+        j["loss"] = window_loss / double(window_n);
+        j["batch_top1"] = 100.0 * double(window_hit) / double(std::max<int64_t>(1, window_items));
+        j["lr"] = opt.lr();
+        j["clips_per_s"] = progress.items_per_second();
+        log.record(j);
+        window_loss = 0, window_n = 0, window_hit = 0, window_items = 0;
+      }
+      const bool epoch_end = state.step % steps_per_epoch == 0 || state.step == total;
+      if (epoch_end) {
+        progress.finish();
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        log.info("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + " done at step " +
+                 std::to_string(state.step) + " (" + Progress::format_duration(secs) + " so far, " +
+                 format_number("%.1f", progress.items_per_second()) + " clips/s)");
+        const bool last = state.step == total;
+        if (!val_list.empty() && ((eval_every > 0 && (epoch + 1) % eval_every == 0) || last)) {
+          model.eval();
+          EvalReport v = evaluate_list(model, *setup.tokenizer, cfg, val_list, labels.names, false, false);
+          model.train();
+          nlohmann::ordered_json j = report_json(v);
+          j["event"] = "val";
+          j["step"] = state.step;
+          j["epoch"] = epoch + 1;
+          log.record(j);
+          log.info("val epoch " + std::to_string(epoch + 1) + ": " + report_line(v));
+          if (v.acc.top1 > best_top1) {
+            best_top1 = v.acc.top1;
+            state.extra["best_top1"] = format_number("%.17g", best_top1);
+            state.extra["best_epoch"] = std::to_string(epoch + 1);
+            ckpts.save_best(model, opt, sched, state);
+            log.info("best val top-1 " + format_number("%.2f", best_top1) + " -> " + ckpts.best_path());
+          }
+        }
+      }
+      const bool stop_now = state.step == stop_at;
+      if (epoch_end || stop_now || (save_freq > 0 && state.step % save_freq == 0))
+        ckpts.save_last(model, opt, sched, state);
+      if (stop_now) {
+        stopped = true;
+        break;
+      }
+    }
+  }
+  progress.finish();
+  write_train_curves(out);
+  if (stopped) {
+    log.info("stopped after step " + std::to_string(state.step) + " (--stop-at); continue with --resume");
+    return 0;
+  }
+  if (best_top1 < 0) ckpts.save_best(model, opt, sched, state);  // no validation list: best = last
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log.info("trained " + std::to_string(state.step - first_step) + " steps in " + Progress::format_duration(secs) +
+           " (" + format_number("%.1f", double((state.step - first_step) * B * accum) / std::max(secs, 1e-9)) +
+           " clips/s); checkpoints: " + ckpts.last_path() + ", " + ckpts.best_path() + "; curves: " + out +
+           "/loss.svg, " + out + "/accuracy.svg");
+  return 0;
+}
+
+}  // namespace verbclip

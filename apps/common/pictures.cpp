@@ -1,0 +1,123 @@
+#include "apps/common/pictures.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "data/image.h"
+#include "engine/core/error.h"
+#include "nn/safetensors.h"
+
+namespace verbclip {
+
+namespace {
+
+std::string xml_escape(const std::string& s) {
+  std::string r;
+  for (char c : s) {
+    if (c == '&') r += "&amp;";
+    else if (c == '<') r += "&lt;";
+    else if (c == '>') r += "&gt;";
+    else if (c == '"') r += "&quot;";
+    else r += c;
+  }
+  return r;
+}
+
+void write_bytes(const std::string& path, const void* data, size_t size) {
+  vc::nn::write_file_atomically(path, [&](std::FILE* f) {
+    VC_CHECK(std::fwrite(data, 1, size, f) == size, "cannot write '", path, "'");
+  });
+}
+
+// A dark-blue -> yellow colour ramp for v in [0, 1].
+void heat(double v, uint8_t* rgb) {
+  v = std::clamp(v, 0.0, 1.0);
+  rgb[0] = uint8_t(std::lround(255 * std::min(1.0, 1.6 * v)));
+  rgb[1] = uint8_t(std::lround(255 * std::pow(v, 1.5)));
+  rgb[2] = uint8_t(std::lround(255 * (0.45 * (1 - v))));
+}
+
+}  // namespace
+
+void write_confusion_svg(const std::string& path, const std::string& title,
+                         const std::vector<std::vector<int64_t>>& confusion,
+                         const std::vector<std::string>& names) {
+  const int K = int(confusion.size());
+  VC_CHECK(int(names.size()) == K, "confusion matrix: ", K, " classes but ", names.size(), " names");
+  const int cell = 26, left = 200, top = 60, bottom = 200;
+  const int w = left + K * cell + 20, h = top + K * cell + bottom;
+  std::ostringstream s;
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << w << "\" height=\"" << h
+    << "\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  s << "<text x=\"" << w / 2 << "\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">" << xml_escape(title) << "</text>\n";
+  s << "<text x=\"" << left + K * cell / 2 << "\" y=\"" << h - 8
+    << "\" text-anchor=\"middle\">predicted class</text>\n";
+  s << "<text x=\"12\" y=\"" << top + K * cell / 2 << "\" transform=\"rotate(-90 12 " << top + K * cell / 2
+    << ")\" text-anchor=\"middle\">true class (rows normalised)</text>\n";
+  for (int i = 0; i < K; ++i) {
+    int64_t row = 0;
+    for (int j = 0; j < K; ++j) row += confusion[size_t(i)][size_t(j)];
+    s << "<text x=\"" << left - 4 << "\" y=\"" << top + i * cell + cell / 2 + 4 << "\" text-anchor=\"end\">"
+      << xml_escape(names[size_t(i)]) << "</text>\n";
+    const int cx = left + i * cell + cell / 2, cy = top + K * cell + 6;
+    s << "<text x=\"" << cx << "\" y=\"" << cy << "\" transform=\"rotate(60 " << cx << " " << cy << ")\">"
+      << xml_escape(names[size_t(i)]) << "</text>\n";
+    for (int j = 0; j < K; ++j) {
+      const int64_t n = confusion[size_t(i)][size_t(j)];
+      const double f = row ? double(n) / double(row) : 0.0;
+      const int shade = int(std::lround(255 * (1 - f)));
+      s << "<rect x=\"" << left + j * cell << "\" y=\"" << top + i * cell << "\" width=\"" << cell << "\" height=\""
+        << cell << "\" fill=\"rgb(" << shade << "," << shade << ",255)\" stroke=\"#ccc\"/>";
+      if (n) {
+        s << "<text x=\"" << left + j * cell + cell / 2 << "\" y=\"" << top + i * cell + cell / 2 + 4
+          << "\" text-anchor=\"middle\" fill=\"" << (f > 0.5 ? "white" : "black") << "\">" << n << "</text>";
+      }
+      s << "\n";
+    }
+  }
+  s << "</svg>\n";
+  const std::string text = s.str();
+  write_bytes(path, text.data(), text.size());
+}
+
+void write_attention_png(const std::string& path, const vc::Tensor& frames, const vc::Tensor& attention, int scale) {
+  VC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && attention.dim() == 3 && attention.size(0) == frames.size(0),
+           "attention picture: frames ", frames.shape(), " and attention ", attention.shape(), " do not fit");
+  const int64_t T = frames.size(0), S = frames.size(2), g = attention.size(1);
+  const std::vector<float> px = frames.contiguous().to_vector<float>();
+  const std::vector<float> at = attention.contiguous().to_vector<float>();
+  const int cell = int(S) * scale, gap = 2;
+  vc::data::Image img;
+  img.width = int(T) * (cell + gap) - gap;
+  img.height = 2 * cell + gap;
+  img.pixels.assign(size_t(img.width * img.height * 3), 40);
+  auto [lo, hi] = std::minmax_element(px.begin(), px.end());
+  const double range = std::max(1e-12, double(*hi - *lo));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* a = at.data() + t * g * g;
+    const double amax = std::max(1e-12, double(*std::max_element(a, a + g * g)));
+    const int x0 = int(t) * (cell + gap);
+    for (int y = 0; y < cell; ++y)
+      for (int x = 0; x < cell; ++x) {
+        const int64_t sy = y / scale, sx = x / scale;
+        uint8_t* top = img.at(y, x0 + x);
+        double lum = 0;
+        for (int c = 0; c < 3; ++c) {
+          double v = (px[size_t(((t * 3 + c) * S + sy) * S + sx)] - *lo) / range;
+          top[c] = uint8_t(std::lround(255 * v));
+          lum += v / 3;
+        }
+        // The heat map over a dimmed copy of the frame.
+        uint8_t h[3];
+        heat(a[(sy * g / S) * g + (sx * g / S)] / amax, h);
+        uint8_t* bot = img.at(cell + gap + y, x0 + x);
+        for (int c = 0; c < 3; ++c) bot[c] = uint8_t(std::lround(0.75 * h[c] + 0.25 * 255 * lum));
+      }
+  }
+  const std::vector<uint8_t> bytes = vc::data::encode_png(img);
+  write_bytes(path, bytes.data(), bytes.size());
+}
+
+}  // namespace verbclip
