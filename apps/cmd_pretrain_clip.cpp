@@ -6,8 +6,12 @@
 // L2-normalised image and text features and s = exp(logit_scale) clamped at 100;
 // loss = (CE(logits, arange B) + CE(logitsᵀ, arange B)) / 2.
 //
+// Captions are augmented as they are used (apps/common/clip_data.h, augment_caption):
+// colour, posture and place are each sometimes dropped and "a photo of a ..." sometimes
+// prefixed, so the texts often name little more than the noun, as the zero-shot prompt does.
+//
 // Everything random is a function of (seed, epoch, sample): the data order of an epoch,
-// each image's 32×32 crop of its 40×40 frame. A step therefore depends only on its number
+// each image's 32×32 crop of its 40×40 frame, each caption's augmentation. A step therefore depends only on its number
 // and the weights, and --resume continues bitwise as if never stopped.
 #include <cxxopts.hpp>
 #include <cmath>
@@ -51,16 +55,24 @@ Config pretrain_defaults() {
   c.declare("MODEL.TEXT_LAYERS", s(tiny.text_layers), "text residual blocks");
   c.declare("MODEL.CONTEXT_LENGTH", s(tiny.context_length), "text context (tokens incl. start and end)");
   c.declare("MODEL.ACTIVATION", "quick_gelu", "quick_gelu (as OpenAI's CLIP) or gelu");
-  c.declare("TRAIN.EPOCHS", "6", "passes over the caption images");
+  c.declare("TRAIN.EPOCHS", "16", "passes over the caption images");
   c.declare("TRAIN.MAX_STEPS", "0", "stop the schedule after this many steps (0: EPOCHS decide)");
   c.declare("TRAIN.BATCH_SIZE", "128", "image-text pairs per step (the contrastive batch)");
-  c.declare("TRAIN.LR", "2e-3", "peak learning rate (AdamW)");
+  c.declare("TRAIN.LR", "5e-4", "peak learning rate (AdamW)");
   c.declare("TRAIN.MIN_LR", "1e-5", "learning rate at the end of the cosine");
   c.declare("TRAIN.WARMUP_STEPS", "50", "linear warmup steps");
   c.declare("TRAIN.WEIGHT_DECAY", "0.1", "decoupled weight decay (not on gains, biases, embeddings, logit_scale)");
   c.declare("TRAIN.BETA2", "0.98", "AdamW beta2 (CLIP: 0.98)");
   c.declare("TRAIN.EPS", "1e-6", "AdamW epsilon (CLIP: 1e-6)");
   c.declare("TRAIN.CLIP_GRAD", "1.0", "gradient norm clipping (0: off)");
+  c.declare("TRAIN.CAPTION_KEEP_COLOUR", "0.5",
+            "caption augmentation: keep the colour with this probability");
+  c.declare("TRAIN.CAPTION_KEEP", "0.25",
+            "caption augmentation: keep each of colour, posture and place with this probability (1: full captions)");
+  c.declare("TRAIN.CAPTION_PHOTO", "0.5",
+            "caption augmentation: probability that a caption starts \"a photo of a ...\" (the zero-shot wording)");
+  c.declare("TRAIN.CAPTION_RAMP", "0",
+            "caption augmentation: the dropping ramps in linearly over this fraction of the steps (full captions first)");
   c.declare("SEED", "1", "seed of the initialisation, data order and crops");
   c.declare("OUTPUT", "", "output folder: logs, checkpoints, curves, final weights");
   c.declare("PRINT_FREQ", "20", "log (and, off a terminal, print) every N steps");
@@ -110,6 +122,21 @@ Tensor token_rows(const std::vector<int64_t>& all, int64_t context, const std::v
   rows.reserve(idx.size() * size_t(context));
   for (int64_t i : idx) rows.insert(rows.end(), all.begin() + i * context, all.begin() + (i + 1) * context);
   return clip::trim_padding(Tensor::from_vector(rows, {int64_t(idx.size()), context}));
+}
+
+// The captions of one training batch, augmented: a function of (seed, epoch, sample).
+std::vector<std::string> batch_captions(const std::vector<std::string>& captions,
+                                        const std::vector<CaptionParts>& parts, const CaptionAugment& aug,
+                                        uint64_t seed, int64_t epoch, const std::vector<int64_t>& idx,
+                                        double strength) {
+  constexpr auto kCaptionStream = vc::data::RngPurpose(24);
+  std::vector<std::string> out;
+  out.reserve(idx.size());
+  for (int64_t i : idx) {
+    vc::data::SampleRng rng(seed, uint64_t(epoch), 0, kCaptionStream, uint64_t(i));
+    out.push_back(augment_caption(captions[size_t(i)], parts[size_t(i)], aug, rng, strength));
+  }
+  return out;
 }
 
 struct BatchResult {
@@ -281,6 +308,20 @@ int cmd_pretrain_clip(int argc, char** argv) {
   const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
   const uint64_t seed = uint64_t(cfg.integer("SEED"));
 
+  CaptionAugment aug;
+  aug.keep_colour = cfg.number("TRAIN.CAPTION_KEEP_COLOUR");
+  aug.keep = cfg.number("TRAIN.CAPTION_KEEP");
+  aug.photo = cfg.number("TRAIN.CAPTION_PHOTO");
+  VC_CHECK(aug.keep >= 0 && aug.keep <= 1 && aug.photo >= 0 && aug.photo <= 1,
+           "TRAIN.CAPTION_KEEP and TRAIN.CAPTION_PHOTO are probabilities (0..1)");
+  const double ramp = cfg.number("TRAIN.CAPTION_RAMP");
+  VC_CHECK(ramp >= 0 && ramp <= 1, "TRAIN.CAPTION_RAMP is a fraction of the steps (0..1)");
+  const int64_t ramp_steps = int64_t(std::llround(ramp * double(total)));
+  const bool augment = aug.keep_colour < 1 || aug.keep < 1 || aug.photo > 0;
+  std::vector<CaptionParts> parts;
+  int64_t parsed = 0;
+  for (const auto& c : train.set.captions) parts.push_back(parse_caption(c)), parsed += parts.back().ok;
+
   clip::CLIP model(mc);
   nn::TrainingState state;
   state.rng.seed = seed;
@@ -319,6 +360,19 @@ int cmd_pretrain_clip(int argc, char** argv) {
            " words, context " + std::to_string(context));
   log.info("model " + mc.name + ": " + config_to_json(mc) + "; parameters: vision " + std::to_string(pc.vision) +
            ", text " + std::to_string(pc.text) + ", total " + std::to_string(pc.total));
+  log.info("caption augmentation: " +
+           (augment ? "keep colour/posture/place each " + fmt("%g", aug.keep) + ", \"a photo of\" " +
+                          fmt("%g", aug.photo) + " (" + std::to_string(parsed) + " of " +
+                          std::to_string(train.set.size()) + " captions parsed)"
+                    : std::string("off")));
+  {
+    std::string unknown;
+    for (const auto& w : clip::WordTokenizer::split(cfg.str("TEST.PROMPT")))
+      if (w != "{" && w != "}" && tok->encode(w) == std::vector<int64_t>{1}) unknown += " '" + w + "'";  // 1: <unk>
+    if (!unknown.empty())
+      log.info("note: the zero-shot prompt's words" + unknown + " are not in " + root +
+               "/text/vocab.txt: they read as <unk>, in the \"a photo of a ...\" training captions as in the prompt");
+  }
   log.info("schedule: " + std::to_string(total) + " steps (" + std::to_string(epochs) + " epochs of " +
            std::to_string(steps_per_epoch) + "), batch " + std::to_string(B) + ", AdamW lr " +
            fmt("%g", ao.lr) + " warmup " + std::to_string(so.warmup_steps) + ", threads " +
@@ -363,7 +417,12 @@ int cmd_pretrain_clip(int argc, char** argv) {
     }
     sched.apply(opt, state.step);
     opt.zero_grad();
-    BatchResult res = contrastive_loss(model, image_batch(imgs, size, top, left), token_rows(train.tokens, context, idx));
+    const double strength =
+        ramp_steps > 0 ? std::min(1.0, double(state.step) / double(ramp_steps)) : 1.0;  // the dropping ramps in
+    Tensor tokens = augment ? clip::trim_padding(tok->tokenize(
+                                  batch_captions(train.set.captions, parts, aug, seed, epoch, idx, strength), context, false))
+                            : token_rows(train.tokens, context, idx);
+    BatchResult res = contrastive_loss(model, image_batch(imgs, size, top, left), tokens);
     res.loss.backward();
     if (clip_grad > 0) nn::clip_grad_norm(params, clip_grad);
     opt.step();

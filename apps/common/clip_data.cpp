@@ -1,5 +1,7 @@
 #include "apps/common/clip_data.h"
 
+#include <algorithm>
+
 #include "data/fashion_motion.h"
 #include "data/util.h"
 #include "engine/engine.h"
@@ -32,6 +34,61 @@ CaptionSet read_caption_set(const std::string& root, const std::string& split) {
   }
   if (set.images.empty()) fail("captions list '", list, "' is empty");
   return set;
+}
+
+namespace {
+
+bool starts_with_at(const std::string& s, size_t at, const std::string& prefix) {
+  return s.size() >= at + prefix.size() && s.compare(at, prefix.size(), prefix) == 0;
+}
+
+}  // namespace
+
+CaptionParts parse_caption(const std::string& caption) {
+  CaptionParts p;
+  size_t at = 0;
+  if (!starts_with_at(caption, at, "a ")) return p;
+  at += 2;
+  for (const auto& c : data::fm::palette())
+    if (starts_with_at(caption, at, std::string(c.name) + " ")) p.colour = c.name;
+  if (p.colour.empty()) return p;
+  at += p.colour.size() + 1;
+  for (const char* n : data::fm::nouns()) {  // the longest noun that matches ("t-shirt", not "shirt")
+    std::string noun = n;
+    if (noun.size() > p.noun.size() && starts_with_at(caption, at, noun) &&
+        (at + noun.size() == caption.size() || caption[at + noun.size()] == ' '))
+      p.noun = noun;
+  }
+  if (p.noun.empty()) return p;
+  at += p.noun.size();
+  std::string rest = at < caption.size() ? caption.substr(at + 1) : "";
+  size_t place = std::string::npos;
+  for (const char* marker : {" near the ", " in the "}) place = std::min(place, rest.find(marker));
+  if (place == std::string::npos) {
+    p.posture = rest;
+  } else {
+    p.posture = rest.substr(0, place);
+    p.place = rest.substr(place + 1);
+  }
+  p.ok = true;
+  return p;
+}
+
+std::string augment_caption(const std::string& caption, const CaptionParts& parts, const CaptionAugment& aug,
+                            data::SampleRng& rng, double strength) {
+  // A fixed number of draws per caption, whatever the settings.
+  auto keep = [&](double p) { return rng.bernoulli(1.0 - strength * (1.0 - p)); };
+  const bool colour = keep(aug.keep_colour);
+  const bool posture = keep(aug.keep);
+  const bool place = keep(aug.keep);
+  const bool photo = rng.bernoulli(aug.photo);
+  if (!parts.ok) return caption;
+  std::string s = photo ? "a photo of a " : "a ";
+  if (colour) s += parts.colour + " ";
+  s += parts.noun;
+  if (posture && !parts.posture.empty()) s += " " + parts.posture;
+  if (place && !parts.place.empty()) s += " " + parts.place;
+  return s;
 }
 
 Tensor image_batch(const std::vector<const data::Image*>& images, int64_t size,

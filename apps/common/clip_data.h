@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/image.h"
+#include "data/rng.h"
 #include "data/transforms.h"
 #include "models/clip/clip.h"
 #include "models/clip/text_tokenizer.h"
@@ -24,6 +25,32 @@ struct CaptionSet {
 // Reads <root>/captions/<split>.tsv and decodes every image it lists (relative to
 // <root>/captions/). Errors name the file and line.
 CaptionSet read_caption_set(const std::string& root, const std::string& split);
+
+// The parts of a Fashion-Motion caption, "a {colour} {noun} {posture} {place}" (data/
+// fashion_motion.cpp render_caption), e.g. "a red sneaker lying on its side near the top
+// left": colour "red", noun "sneaker", posture "lying on its side", place "near the top
+// left". ok = false when the caption is not of that form (then it is used as it is).
+struct CaptionParts {
+  bool ok = false;
+  std::string colour, noun, posture, place;
+};
+CaptionParts parse_caption(const std::string& caption);
+
+// Training-time caption augmentation for pretrain-clip. The full captions name four things
+// at once; with 10 nouns and 8 colours a contrastive batch rarely pairs an item with a
+// text that names little more than its noun, which is what a zero-shot prompt does. So
+// the colour is kept with probability `keep_colour`, posture and place each with `keep`, and with probability
+// `photo` the caption starts "a photo of a ..." (the zero-shot prompt's wording): a short
+// caption is then e.g. "a photo of a sneaker" or "a red sneaker near the top left".
+// keep = 1 and photo = 0 leave every caption as it is.
+struct CaptionAugment {
+  double keep_colour = 1.0;
+  double keep = 1.0;
+  double photo = 0.0;
+};
+// `strength` in [0, 1] scales the dropping (0: keep everything), for a ramp over training.
+std::string augment_caption(const std::string& caption, const CaptionParts& parts, const CaptionAugment& aug,
+                            vc::data::SampleRng& rng, double strength = 1.0);
 
 // Images (uint8 RGB H×W) -> float32 [N, 3, size, size], CLIP-normalised. Each image is cut
 // to size×size at (top[i], left[i]); empty top/left = centre crop (mmaction2 rule).

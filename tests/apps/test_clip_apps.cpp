@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "apps/common/clip_data.h"
 #include "apps/common/clip_weights.h"
 #include "apps/common/config.h"
 #include "apps/common/run_log.h"
@@ -342,6 +343,46 @@ TEST_CASE("clip-apps: config keys, --opts overrides and unknown keys") {
   CHECK_THROWS_WITH_AS(d.load_yaml_file(tmp / "bad.yaml"), doctest::Contains("TRAIN.LRR"), Error);
 }
 
+TEST_CASE("clip-apps: caption parts and the training-time caption augmentation") {
+  CaptionParts p = parse_caption("a red ankle boot lying on its side near the top left");
+  REQUIRE(p.ok);
+  CHECK(p.colour == "red");
+  CHECK(p.noun == "ankle boot");
+  CHECK(p.posture == "lying on its side");
+  CHECK(p.place == "near the top left");
+  CaptionParts q = parse_caption("a white t-shirt standing upright in the centre");
+  REQUIRE(q.ok);
+  CHECK(q.noun == "t-shirt");  // not "shirt"
+  CHECK(q.place == "in the centre");
+  CHECK_FALSE(parse_caption("something else entirely").ok);
+  CHECK_FALSE(parse_caption("a purple sneaker").ok);  // not a palette colour
+
+  const std::string full = "a red ankle boot lying on its side near the top left";
+  data::SampleRng r0(1, 0, 0, data::RngPurpose(24), 0);
+  CHECK(augment_caption(full, p, CaptionAugment{}, r0) == full);  // keep everything, no prefix
+  CaptionAugment noun_only{0.0, 0.0, 1.0};
+  data::SampleRng r1(1, 0, 0, data::RngPurpose(24), 0);
+  CHECK(augment_caption(full, p, noun_only, r1) == "a photo of a ankle boot");
+  data::SampleRng r2(1, 0, 0, data::RngPurpose(24), 0);
+  CHECK(augment_caption(full, p, CaptionAugment{0.0, 0.0, 0.0}, r2, /*strength=*/0.0) == full);
+  // Unparsed captions stay as they are; the draws are the same either way.
+  data::SampleRng r3(1, 0, 0, data::RngPurpose(24), 0);
+  CHECK(augment_caption("a custom caption", CaptionParts{}, noun_only, r3) == "a custom caption");
+  // A mix: some captions shortened, the same ones for the same (seed, epoch, index).
+  CaptionAugment mix{0.5, 0.5, 0.5};
+  int shorter = 0, photo = 0;
+  for (uint64_t i = 0; i < 200; ++i) {
+    data::SampleRng a(7, 3, 0, data::RngPurpose(24), i), b(7, 3, 0, data::RngPurpose(24), i);
+    std::string x = augment_caption(full, p, mix, a);
+    CHECK(x == augment_caption(full, p, mix, b));
+    CHECK(x.find("ankle boot") != std::string::npos);
+    shorter += x.size() < full.size(), photo += x.rfind("a photo of a ", 0) == 0;
+  }
+  CHECK(shorter > 100);
+  CHECK(photo > 60);
+  CHECK(photo < 140);
+}
+
 TEST_CASE("clip-apps: pretrain-clip lowers the loss, resumes exactly and tests zero-shot") {
   if (!fs::exists("/usr/share/datasets/fashion-mnist")) {
     MESSAGE("SKIPPED: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
@@ -364,14 +405,24 @@ TEST_CASE("clip-apps: pretrain-clip lowers the loss, resumes exactly and tests z
     a.insert(a.end(), common.begin(), common.end());
     return a;
   };
-  const std::string full = tmp / "full", half = tmp / "half";
-  RunResult a = run_verbclip(with({"--out", full}));
-  REQUIRE_MESSAGE(a.code == 0, a.output);
-  auto train = events(full, "train");
+  const std::string full = tmp / "full", half = tmp / "half", plain = tmp / "plain";
+  // The loss on the captions as written (the default caption augmentation makes the texts
+  // of a few steps harder as it ramps in, so it is off here).
+  std::vector<std::string> no_aug = with({"--out", plain});
+  for (const char* kv : {"TRAIN.CAPTION_KEEP_COLOUR", "1", "TRAIN.CAPTION_KEEP", "1", "TRAIN.CAPTION_PHOTO", "0"})
+    no_aug.push_back(kv);
+  RunResult p = run_verbclip(no_aug);
+  REQUIRE_MESSAGE(p.code == 0, p.output);
+  CHECK(p.output.find("caption augmentation: off") != std::string::npos);
+  auto train = events(plain, "train");
   REQUIRE(train.size() == 30);
   double first = 0, last = 0;
   for (int i = 0; i < 5; ++i) first += train[size_t(i)]["loss"].get<double>() / 5, last += train[size_t(25 + i)]["loss"].get<double>() / 5;
   CHECK_MESSAGE(last < first - 0.1, "loss ", first, " -> ", last);
+  // The defaults (caption augmentation on): exact resume below.
+  RunResult a = run_verbclip(with({"--out", full}));
+  REQUIRE_MESSAGE(a.code == 0, a.output);
+  CHECK(a.output.find("caption augmentation: keep") != std::string::npos);
   CHECK(fs::exists(full + "/clip.safetensors"));
   CHECK(fs::exists(full + "/checkpoint_last.safetensors"));
   CHECK(fs::exists(full + "/checkpoint_best.safetensors"));
