@@ -191,3 +191,118 @@ TEST_CASE("clip model: causal text tower, EOT pooling and exact padding trim") {
   CHECK(trimmed.shape() == Shape{2, 4});
   check_close(model.encode_text(trimmed), model.encode_text(batch), 1e-6, 1e-6, "trimmed");
 }
+
+// ---------------------------------------------------------------- an independent forward
+
+namespace {
+
+using Vec = std::vector<double>;
+
+// Row-major [rows, n] layer norm with CLIP's eps.
+Vec layer_norm_rows(const Vec& x, int64_t n, const Vec& w, const Vec& b) {
+  Vec y(x.size());
+  for (size_t r = 0; r < x.size() / size_t(n); ++r) {
+    double m = 0, v = 0;
+    for (int64_t j = 0; j < n; ++j) m += x[r * n + j];
+    m /= double(n);
+    for (int64_t j = 0; j < n; ++j) v += (x[r * n + j] - m) * (x[r * n + j] - m);
+    double rs = 1.0 / std::sqrt(v / double(n) + 1e-5);
+    for (int64_t j = 0; j < n; ++j) y[r * n + j] = (x[r * n + j] - m) * rs * w[j] + b[j];
+  }
+  return y;
+}
+
+// x [rows, in] times W^T with W [out, in], plus bias.
+Vec linear_rows(const Vec& x, int64_t in, const Vec& w, const Vec& b, int64_t out) {
+  size_t rows = x.size() / size_t(in);
+  Vec y(rows * size_t(out));
+  for (size_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      double s = b.empty() ? 0.0 : b[o];
+      for (int64_t i = 0; i < in; ++i) s += x[r * in + i] * w[o * in + i];
+      y[r * out + o] = s;
+    }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("clip model: the vision tower equals a step-by-step computation written here") {
+  ClipConfig c = micro();
+  CLIP model(c);
+  Generator gen{11, 0};
+  init_clip(model, gen);
+  model.to(DType::F64);
+  model.eval();
+  const int64_t N = 2, P = c.patch_size, g = c.grid(), L = g * g + 1, W = c.vision_width;
+  const int64_t H = c.vision_heads, hd = W / H, S = c.image_size;
+  Tensor images = rand_normal({N, 3, S, S}, 5, 0, 0, 1, DType::F64);
+  Vec img = images.to_vector<double>();
+  auto p = [&](const std::string& name) { return model.get(name).contiguous().to_vector<double>(); };
+
+  Vec expected;
+  for (int64_t n = 0; n < N; ++n) {
+    // Patch embedding (a stride-P convolution without bias), class token, positions.
+    Vec conv = p("visual.conv1.weight"), cls = p("visual.class_embedding");
+    Vec pos = p("visual.positional_embedding");
+    Vec x(size_t(L * W));
+    for (int64_t w = 0; w < W; ++w) x[w] = cls[w];
+    for (int64_t gy = 0; gy < g; ++gy)
+      for (int64_t gx = 0; gx < g; ++gx)
+        for (int64_t w = 0; w < W; ++w) {
+          double s = 0;
+          for (int64_t ch = 0; ch < 3; ++ch)
+            for (int64_t i = 0; i < P; ++i)
+              for (int64_t j = 0; j < P; ++j)
+                s += conv[((w * 3 + ch) * P + i) * P + j] *
+                     img[((n * 3 + ch) * S + gy * P + i) * S + gx * P + j];
+          x[(1 + gy * g + gx) * W + w] = s;
+        }
+    for (size_t i = 0; i < x.size(); ++i) x[i] += pos[i];
+    x = layer_norm_rows(x, W, p("visual.ln_pre.weight"), p("visual.ln_pre.bias"));
+    for (int64_t layer = 0; layer < c.vision_layers; ++layer) {
+      std::string b = "visual.transformer.resblocks." + std::to_string(layer) + ".";
+      Vec h = layer_norm_rows(x, W, p(b + "ln_1.weight"), p(b + "ln_1.bias"));
+      Vec qkv = linear_rows(h, W, p(b + "attn.in_proj_weight"), p(b + "attn.in_proj_bias"), 3 * W);
+      Vec att(size_t(L * W), 0.0);
+      for (int64_t head = 0; head < H; ++head)
+        for (int64_t i = 0; i < L; ++i) {
+          Vec score(static_cast<size_t>(L), 0.0);
+          double mx = -1e300, z = 0;
+          for (int64_t j = 0; j < L; ++j) {
+            double s = 0;
+            for (int64_t d = 0; d < hd; ++d)
+              s += qkv[i * 3 * W + head * hd + d] * qkv[j * 3 * W + W + head * hd + d];
+            score[j] = s / std::sqrt(double(hd));
+            mx = std::max(mx, score[j]);
+          }
+          for (int64_t j = 0; j < L; ++j) z += std::exp(score[j] - mx);
+          for (int64_t j = 0; j < L; ++j)
+            for (int64_t d = 0; d < hd; ++d)
+              att[i * W + head * hd + d] +=
+                  std::exp(score[j] - mx) / z * qkv[j * 3 * W + 2 * W + head * hd + d];
+        }
+      Vec o = linear_rows(att, W, p(b + "attn.out_proj.weight"), p(b + "attn.out_proj.bias"), W);
+      for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+      Vec h2 = layer_norm_rows(x, W, p(b + "ln_2.weight"), p(b + "ln_2.bias"));
+      Vec f = linear_rows(h2, W, p(b + "mlp.c_fc.weight"), p(b + "mlp.c_fc.bias"), 4 * W);
+      for (double& v : f) v = v / (1.0 + std::exp(-1.702 * v));  // QuickGELU
+      Vec m = linear_rows(f, 4 * W, p(b + "mlp.c_proj.weight"), p(b + "mlp.c_proj.bias"), W);
+      for (size_t i = 0; i < x.size(); ++i) x[i] += m[i];
+    }
+    Vec cls_out = layer_norm_rows(Vec(x.begin(), x.begin() + W), W, p("visual.ln_post.weight"),
+                                  p("visual.ln_post.bias"));
+    Vec proj = p("visual.proj");  // [W, E]: features = cls_out @ proj
+    for (int64_t e = 0; e < c.embed_dim; ++e) {
+      double s = 0;
+      for (int64_t w = 0; w < W; ++w) s += cls_out[w] * proj[w * c.embed_dim + e];
+      expected.push_back(s);
+    }
+  }
+  Tensor got = model.encode_image(images);
+  REQUIRE(got.shape() == Shape{N, c.embed_dim});
+  Vec g2 = got.to_vector<double>();
+  for (size_t i = 0; i < expected.size(); ++i)
+    CHECK_MESSAGE(std::abs(g2[i] - expected[i]) <= 1e-10 + 1e-9 * std::abs(expected[i]),
+                  "feature ", i, ": ", g2[i], " vs ", expected[i]);
+}
