@@ -213,6 +213,9 @@ std::vector<Case> reduce_cases() {
                   [](const TensorList& in) { return one(sum(in[0], {1})); }, {0}});
     cs.push_back({"sum/all " + sh, [s] { return TensorList{R(s, 12)}; },
                   [](const TensorList& in) { return one(sum(in[0])); }, {0}, 1e-4, 1e-4});
+    // Leading axes take the column kernel (reduce_columns).
+    cs.push_back({"sum/axis0 (columns) " + sh, [s] { return TensorList{R(s, 14)}; },
+                  [](const TensorList& in) { return one(sum(in[0], {0})); }, {0}});
     cs.push_back({"mean/axis0 " + sh, [s] { return TensorList{R(s, 13)}; },
                   [](const TensorList& in) { return one(mean(in[0], {0}, true)); }, {0}});
     cs.push_back({"max/axis-1 " + sh, [s] { return TensorList{R(s, 15)}; },
