@@ -18,6 +18,7 @@
 #include "data/image.h"
 #include "engine/engine.h"
 #include "models/clip/weights.h"
+#include "tests/apps/run_verbclip.h"
 
 using namespace vc;
 using namespace verbclip;
@@ -25,31 +26,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct RunResult {
-  int code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-RunResult run_verbclip(const std::vector<std::string>& args) {
-  std::string cmd = std::string("OMP_NUM_THREADS=2 ") + VERBCLIP_BINARY_DIR "/bin/verbclip";
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " 2>&1";
-  RunResult r;
-  std::FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using testing::RunResult;
+using testing::run_verbclip;
 
 struct TempDir {
   fs::path path;

@@ -9,27 +9,18 @@
 #include <map>
 #include <string>
 
+#include "tests/apps/run_verbclip.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kBinary = VERBCLIP_BINARY_DIR "/bin/verbclip";
 
-struct Result {
-  int code;
-  std::string output;  // stdout and stderr together
-};
+using Result = verbclip::testing::RunResult;
 
 Result run(const std::string& args) {
-  std::string cmd = kBinary + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return verbclip::testing::run_command(kBinary + " " + args + " 2>&1");
 }
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
