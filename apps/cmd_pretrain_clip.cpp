@@ -1,6 +1,7 @@
 // verbclip pretrain-clip: trains the tiny CLIP contrastively on Fashion-Motion's captions
-// set (specs/synthetic-dataset.md, "CLIP pretraining stage"), then reports its zero-shot
-// accuracy on Fashion-MNIST test items with "a photo of a {noun}".
+// set (specs/synthetic-dataset.md, "CLIP pretraining stage"), then reports which caption
+// attributes it reads (attribute_probe below) and its zero-shot accuracy on Fashion-MNIST
+// test items with "a photo of a {noun}".
 //
 // Objective: CLIP's symmetric InfoNCE. For a batch of B pairs, logits = s · Î Tᵀ with
 // L2-normalised image and text features and s = exp(logit_scale) clamped at 100;
@@ -21,6 +22,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "apps/commands.h"
@@ -171,6 +173,57 @@ Split load_split(const std::string& root, const std::string& name, const clip::T
   // Not truncated: a caption longer than the context is an error naming it.
   s.tokens = tok.tokenize(s.set.captions, context, /*truncate=*/false).to_vector<int64_t>();
   return s;
+}
+
+// Which caption attributes the model reads. For each of the first `n` val images whose
+// caption parses, the true caption competes with the same caption where one attribute (colour,
+// noun, posture, place) takes each other value seen in the val captions; the attribute counts
+// as read when the true caption scores highest. Chance is 1 / (number of values). Zero-shot
+// accuracy tests the noun only; motion classes need place, family A needs posture.
+struct AttributeProbe {
+  std::string name;
+  int64_t values = 0, right = 0, total = 0;
+};
+
+std::vector<AttributeProbe> attribute_probe(const clip::CLIP& model, const clip::TextTokenizer& tok, const Split& val,
+                                            int64_t n, int64_t size, int64_t context) {
+  vc::NoGradGuard no_grad;
+  using Get = std::string CaptionParts::*;
+  const std::vector<std::pair<std::string, Get>> attrs = {{"colour", &CaptionParts::colour},
+                                                          {"noun", &CaptionParts::noun},
+                                                          {"posture", &CaptionParts::posture},
+                                                          {"place", &CaptionParts::place}};
+  auto compose = [](const CaptionParts& p) { return "a " + p.colour + " " + p.noun + " " + p.posture + " " + p.place; };
+  std::vector<CaptionParts> parts;
+  std::vector<const vc::data::Image*> imgs;
+  for (size_t i = 0; i < val.set.captions.size() && int64_t(imgs.size()) < n; ++i) {
+    CaptionParts p = parse_caption(val.set.captions[i]);
+    if (!p.ok || p.posture.empty() || p.place.empty() || compose(p) != val.set.captions[i]) continue;
+    parts.push_back(p), imgs.push_back(&val.set.images[i]);
+  }
+  std::vector<AttributeProbe> out;
+  if (imgs.empty()) return out;
+  const Tensor image_features = vc::l2_normalize(model.encode_image(image_batch(imgs, size)), -1);
+  for (const auto& [name, field] : attrs) {
+    std::set<std::string> seen;
+    for (const auto& p : parts) seen.insert(p.*field);
+    const std::vector<std::string> values(seen.begin(), seen.end());
+    AttributeProbe a{name, int64_t(values.size()), 0, 0};
+    for (size_t i = 0; i < parts.size(); ++i) {
+      std::vector<std::string> texts;
+      for (const auto& v : values) {
+        CaptionParts q = parts[i];
+        q.*field = v;
+        texts.push_back(compose(q));
+      }
+      Tensor t = vc::l2_normalize(model.encode_text(clip::trim_padding(tok.tokenize(texts, context, false))), -1);
+      const int64_t best = vc::argmax(vc::matmul(t, image_features.select(0, int64_t(i)).unsqueeze(1)).squeeze(1), 0).item();
+      a.right += values[size_t(best)] == parts[i].*field;
+      ++a.total;
+    }
+    out.push_back(a);
+  }
+  return out;
 }
 
 struct ValResult {
@@ -503,6 +556,22 @@ int cmd_pretrain_clip(int argc, char** argv) {
   save_clip_weights(weights, model, tok->describe(),
                     {{"resize_short", "0"}, {"trained_by", "verbclip pretrain-clip"}, {"steps", std::to_string(state.step)}});
   log.info("wrote " + weights);
+  {
+    const std::vector<AttributeProbe> probe = attribute_probe(model, *tok, val, 120, size, context);
+    nlohmann::ordered_json j;
+    j["event"] = "attribute_probe";
+    std::string line;
+    for (const auto& a : probe) {
+      const double acc = 100.0 * double(a.right) / double(a.total);
+      j[a.name] = {{"accuracy", acc}, {"chance", 100.0 / double(a.values)}, {"images", a.total}};
+      line += (line.empty() ? "" : ", ") + a.name + " " + fmt("%.1f%%", acc) + " (chance " + fmt("%.1f", 100.0 / double(a.values)) + ")";
+    }
+    if (!probe.empty()) {
+      log.record(j);
+      log.info("attribute probe (" + std::to_string(probe[0].total) +
+               " val images; the true caption against one attribute swapped): " + line);
+    }
+  }
   const int64_t zs_n = cfg.integer("TEST.ZERO_SHOT_IMAGES");
   if (zs_n > 0) {
     ZeroShotOptions zo;

@@ -432,4 +432,25 @@ TEST_CASE("clip-apps: pretrain-clip lowers the loss, resumes exactly and tests z
   CHECK(zs[0]["images"] == 50);
   CHECK(zs[0]["accuracy"].get<double>() >= 0);
   CHECK(z.output.find("zero-shot Fashion-MNIST") != std::string::npos);
+
+  // The attribute probe: every val image (fewer than 120 here) is asked once per attribute,
+  // among the values its attribute takes in the val captions.
+  auto probe = events(tmp / "zs", "attribute_probe");
+  REQUIRE(probe.size() == 1);
+  int64_t val_images = 0;
+  {
+    std::ifstream f(data + "/captions/val.tsv");
+    for (std::string line; std::getline(f, line);) val_images += !line.empty();
+  }
+  REQUIRE(val_images > 0);
+  val_images = std::min<int64_t>(val_images, 120);
+  for (const char* attr : {"colour", "noun", "posture", "place"}) {
+    INFO(attr);
+    REQUIRE(probe[0].contains(attr));
+    CHECK(probe[0][attr]["images"].get<int64_t>() == val_images);
+    const double acc = probe[0][attr]["accuracy"].get<double>(), chance = probe[0][attr]["chance"].get<double>();
+    CHECK((acc >= 0 && acc <= 100));
+    CHECK((chance > 0 && chance <= 100));
+  }
+  CHECK(z.output.find("attribute probe (") != std::string::npos);
 }
