@@ -82,13 +82,7 @@ void write_attention(const std::string& path, const vc::models::VideoModel& mode
 int cmd_eval(int argc, char** argv) {
   std::vector<char*> args;
   std::vector<std::string> opts;
-  for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]) == "--opts") {
-      for (int k = i + 1; k < argc; ++k) opts.push_back(argv[k]);
-      break;
-    }
-    args.push_back(argv[i]);
-  }
+  split_opts(argc, argv, args, opts);
   cxxopts::Options o(argv[0],
                      "Evaluate `verbclip train` checkpoints: supervised (multi-view), fewshot, b2n (base-to-novel)\n"
                      "or zeroshot. Settings: the checkpoint's own config, then --config YAML, then --opts KEY VALUE.");

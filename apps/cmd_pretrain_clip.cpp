@@ -271,13 +271,7 @@ int cmd_pretrain_clip(int argc, char** argv) {
   // --opts takes every remaining argument (KEY VALUE pairs), as in X-CLIP.
   std::vector<std::string> opts;
   std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]) == "--opts") {
-      for (int k = i + 1; k < argc; ++k) opts.push_back(argv[k]);
-      break;
-    }
-    args.push_back(argv[i]);
-  }
+  split_opts(argc, argv, args, opts);
   cxxopts::Options o(argv[0],
                      "Pretrain the tiny CLIP contrastively on Fashion-Motion's captions set, then test it zero-shot\n"
                      "on Fashion-MNIST. Writes <out>/clip.safetensors (OpenAI naming, with the tokenizer), logs,\n"

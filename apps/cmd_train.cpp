@@ -35,17 +35,6 @@ namespace {
 using vc::Tensor;
 namespace nn = vc::nn;
 
-// Splits argv at "--opts": everything after it is KEY VALUE pairs.
-void split_opts(int argc, char** argv, std::vector<char*>& args, std::vector<std::string>& opts) {
-  for (int i = 0; i < argc; ++i) {
-    if (std::string(argv[i]) == "--opts") {
-      for (int k = i + 1; k < argc; ++k) opts.push_back(argv[k]);
-      return;
-    }
-    args.push_back(argv[i]);
-  }
-}
-
 void write_train_curves(const std::string& out) {
   const std::string log = out + "/log.jsonl";
   Series loss{"train loss", {}, {}}, train_acc{"train batch top-1", {}, {}}, val{"val top-1", {}, {}},

@@ -18,6 +18,9 @@ SEED=1
 EPOCHS=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --out|--seed|--epochs) [ $# -ge 2 ] || { echo "main.sh: $1 needs a value" >&2; exit 2; } ;;
+  esac
+  case "$1" in
     --smoke) SMOKE=1 ;;
     --out) OUT="$2"; shift ;;
     --seed) SEED="$2"; shift ;;
@@ -39,7 +42,10 @@ else
   TRAIN_PER_CLASS=100; VAL_PER_CLASS=10; TEST_PER_CLASS=40; CAPTIONS=8000
   CLIP_STEPS=800; VIDEO_EPOCHS=12; BATCH=32
 fi
-[ -n "$EPOCHS" ] && VIDEO_EPOCHS="$EPOCHS"
+if [ -n "$EPOCHS" ]; then
+  [[ "$EPOCHS" =~ ^[1-9][0-9]*$ ]] || { echo "main.sh: --epochs must be a positive integer, got '$EPOCHS'" >&2; exit 2; }
+  VIDEO_EPOCHS="$EPOCHS"
+fi
 THREADS=$(nproc)
 export OMP_WAIT_POLICY=PASSIVE
 START=$(date +%s)

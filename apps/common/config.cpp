@@ -216,4 +216,14 @@ std::string Config::help() const {
   return s;
 }
 
+void split_opts(int argc, char** argv, std::vector<char*>& args, std::vector<std::string>& opts) {
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--opts") {
+      for (int k = i + 1; k < argc; ++k) opts.push_back(argv[k]);
+      return;
+    }
+    args.push_back(argv[i]);
+  }
+}
+
 }  // namespace verbclip

@@ -46,4 +46,7 @@ class Config {
   std::map<std::string, Entry> entries_;
 };
 
+// Splits argv at "--opts": everything before goes to cxxopts, everything after is KEY VALUE pairs.
+void split_opts(int argc, char** argv, std::vector<char*>& args, std::vector<std::string>& opts);
+
 }  // namespace verbclip
