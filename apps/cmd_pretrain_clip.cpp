@@ -76,6 +76,12 @@ Config pretrain_defaults() {
             "caption augmentation: keep each of posture and place with this probability (1: always)");
   c.declare("TRAIN.CAPTION_PHOTO", "0.5",
             "caption augmentation: probability that a caption starts \"a photo of a ...\" (the zero-shot wording)");
+  c.declare("TRAIN.CAPTION_BARE", "0",
+            "caption augmentation: drop posture and place together with this probability (a bare \"a [colour] noun\")");
+  c.declare("TRAIN.NOUN_NEGATIVES", "0",
+            "hard negatives: per image, this many captions with the noun swapped, as extra image->text negatives");
+  c.declare("TRAIN.POSTURE_NEGATIVES", "0",
+            "hard negatives: per image, this many (at most 2) captions with the posture swapped");
   c.declare("TRAIN.CAPTION_RAMP", "0",
             "caption augmentation: the dropping ramps in linearly over this fraction of the steps (full captions first)");
   c.declare("SEED", "1", "seed of the initialisation, data order and crops");
@@ -129,18 +135,25 @@ Tensor token_rows(const std::vector<int64_t>& all, int64_t context, const std::v
   return clip::trim_padding(Tensor::from_vector(rows, {int64_t(idx.size()), context}));
 }
 
-// The captions of one training batch, augmented: a function of (seed, epoch, sample).
+// The captions of one training batch, augmented, then the hard negatives of each (after
+// all B positives): a function of (seed, epoch, sample).
 std::vector<std::string> batch_captions(const std::vector<std::string>& captions,
                                         const std::vector<CaptionParts>& parts, const CaptionAugment& aug,
                                         uint64_t seed, int64_t epoch, const std::vector<int64_t>& idx,
-                                        double strength) {
+                                        double strength, int64_t noun_swaps, int64_t posture_swaps) {
   constexpr auto kCaptionStream = vc::data::RngPurpose(24);
-  std::vector<std::string> out;
+  constexpr auto kNegativeStream = vc::data::RngPurpose(25);
+  std::vector<std::string> out, negatives;
   out.reserve(idx.size());
   for (int64_t i : idx) {
     vc::data::SampleRng rng(seed, uint64_t(epoch), 0, kCaptionStream, uint64_t(i));
-    out.push_back(augment_caption(captions[size_t(i)], parts[size_t(i)], aug, rng, strength));
+    KeptCaption kept;
+    out.push_back(augment_caption(captions[size_t(i)], parts[size_t(i)], aug, rng, strength, &kept));
+    if (noun_swaps + posture_swaps == 0) continue;
+    vc::data::SampleRng neg(seed, uint64_t(epoch), 0, kNegativeStream, uint64_t(i));
+    for (auto& n : swapped_captions(kept, noun_swaps, posture_swaps, neg)) negatives.push_back(std::move(n));
   }
+  out.insert(out.end(), negatives.begin(), negatives.end());
   return out;
 }
 
@@ -149,12 +162,14 @@ struct BatchResult {
   int64_t correct = 0;  // image -> text top-1 within the batch
 };
 
+// tokens: the B captions of the images, then any extra negative captions (text only). The
+// image->text direction scores each image against all of them; text->image uses the B.
 BatchResult contrastive_loss(const clip::CLIP& model, const Tensor& images, const Tensor& tokens) {
-  Tensor logits = model.logits(model.encode_image(images), model.encode_text(tokens));  // [B, B]
+  Tensor logits = model.logits(model.encode_image(images), model.encode_text(tokens));  // [B, B + negatives]
   const int64_t B = logits.size(0);
   Tensor labels = Tensor::arange(B);
   Tensor loss = vc::mul(vc::add(vc::cross_entropy(logits, labels),
-                                vc::cross_entropy(logits.transpose(0, 1).contiguous(), labels)),
+                                vc::cross_entropy(logits.narrow(1, 0, B).transpose(0, 1).contiguous(), labels)),
                         0.5);
   BatchResult r{loss, 0};
   std::vector<int64_t> pred = vc::argmax(logits.detach(), 1).to_vector<int64_t>();
@@ -362,12 +377,18 @@ int cmd_pretrain_clip(int argc, char** argv) {
   aug.keep_colour = cfg.number("TRAIN.CAPTION_KEEP_COLOUR");
   aug.keep = cfg.number("TRAIN.CAPTION_KEEP");
   aug.photo = cfg.number("TRAIN.CAPTION_PHOTO");
-  VC_CHECK(aug.keep >= 0 && aug.keep <= 1 && aug.photo >= 0 && aug.photo <= 1,
-           "TRAIN.CAPTION_KEEP and TRAIN.CAPTION_PHOTO are probabilities (0..1)");
+  aug.bare = cfg.number("TRAIN.CAPTION_BARE");
+  for (auto [v, key] : {std::pair{aug.keep_colour, "TRAIN.CAPTION_KEEP_COLOUR"}, {aug.keep, "TRAIN.CAPTION_KEEP"},
+                        {aug.photo, "TRAIN.CAPTION_PHOTO"}, {aug.bare, "TRAIN.CAPTION_BARE"}})
+    VC_CHECK(v >= 0 && v <= 1, key, " = ", v, " is a probability (0..1)");
+  const int64_t noun_swaps = cfg.integer("TRAIN.NOUN_NEGATIVES"), posture_swaps = cfg.integer("TRAIN.POSTURE_NEGATIVES");
+  VC_CHECK(noun_swaps >= 0 && noun_swaps <= 9, "TRAIN.NOUN_NEGATIVES = ", noun_swaps, " must be in [0, 9] (10 nouns)");
+  VC_CHECK(posture_swaps >= 0 && posture_swaps <= 2, "TRAIN.POSTURE_NEGATIVES = ", posture_swaps,
+           " must be in [0, 2] (3 postures)");
   const double ramp = cfg.number("TRAIN.CAPTION_RAMP");
   VC_CHECK(ramp >= 0 && ramp <= 1, "TRAIN.CAPTION_RAMP is a fraction of the steps (0..1)");
   const int64_t ramp_steps = int64_t(std::llround(ramp * double(total)));
-  const bool augment = aug.keep_colour < 1 || aug.keep < 1 || aug.photo > 0;
+  const bool augment = aug.keep_colour < 1 || aug.keep < 1 || aug.photo > 0 || aug.bare > 0 || noun_swaps + posture_swaps > 0;
   std::vector<CaptionParts> parts;
   int64_t parsed = 0;
   for (const auto& c : train.set.captions) parts.push_back(parse_caption(c)), parsed += parts.back().ok;
@@ -412,8 +433,9 @@ int cmd_pretrain_clip(int argc, char** argv) {
            ", text " + std::to_string(pc.text) + ", total " + std::to_string(pc.total));
   log.info("caption augmentation: " +
            (augment ? "keep colour " + fmt("%g", aug.keep_colour) + ", posture and place " + fmt("%g", aug.keep) +
-                          ", \"a photo of\" " +
-                          fmt("%g", aug.photo) + " (" + std::to_string(parsed) + " of " +
+                          ", both dropped " + fmt("%g", aug.bare) + ", \"a photo of\" " + fmt("%g", aug.photo) +
+                          "; hard negatives per image: " + std::to_string(noun_swaps) + " noun, " +
+                          std::to_string(posture_swaps) + " posture (" + std::to_string(parsed) + " of " +
                           std::to_string(train.set.size()) + " captions parsed)"
                     : std::string("off")));
   {
@@ -471,7 +493,8 @@ int cmd_pretrain_clip(int argc, char** argv) {
     const double strength =
         ramp_steps > 0 ? std::min(1.0, double(state.step) / double(ramp_steps)) : 1.0;  // the dropping ramps in
     Tensor tokens = augment ? clip::trim_padding(tok->tokenize(
-                                  batch_captions(train.set.captions, parts, aug, seed, epoch, idx, strength), context, false))
+                                  batch_captions(train.set.captions, parts, aug, seed, epoch, idx, strength, noun_swaps, posture_swaps),
+                                  context, false))
                             : token_rows(train.tokens, context, idx);
     BatchResult res = contrastive_loss(model, image_batch(imgs, size, top, left), tokens);
     res.loss.backward();

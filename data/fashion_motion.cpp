@@ -96,6 +96,11 @@ const std::array<const char*, 10>& nouns() {
   return n;
 }
 
+const std::array<const char*, 3>& postures() {
+  static const std::array<const char*, 3> p = {"standing upright", "lying on its side", "hanging upside down"};
+  return p;
+}
+
 const std::array<NamedColor, 8>& palette() {
   static const std::array<NamedColor, 8> p = {{{"red", {230, 40, 40}},
                                                {"green", {40, 200, 60}},
@@ -295,7 +300,6 @@ std::pair<Image, std::string> render_caption(const RenderOptions& opt, Split spl
   v.noun = int(r.randint(10));
   const auto& pool = by_noun[size_t(v.noun)];
   v.image_index = pool[size_t(r.randint(int64_t(pool.size())))];
-  static const char* postures[] = {"standing upright", "lying on its side", "hanging upside down"};
   static const char* rows[] = {"top", "middle", "bottom"};
   static const char* cols[] = {"left", "centre", "right"};
   int posture = int(r.randint(3)), row = int(r.randint(3)), col = int(r.randint(3));
@@ -316,7 +320,7 @@ std::pair<Image, std::string> render_caption(const RenderOptions& opt, Split spl
   else if (col == 1) where = std::string("near the ") + rows[row];
   else where = std::string("near the ") + rows[row] + " " + cols[col];
   std::string caption = std::string("a ") + palette()[size_t(st.color)].name + " " +
-                        nouns()[size_t(v.noun)] + " " + postures[posture] + " " + where;
+                        nouns()[size_t(v.noun)] + " " + postures()[size_t(posture)] + " " + where;
   return {std::move(img), caption};
 }
 

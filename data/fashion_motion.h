@@ -35,6 +35,7 @@ struct ClassInfo {
 };
 const std::vector<ClassInfo>& classes();      // the 18 verbs, table of the spec
 const std::array<const char*, 10>& nouns();   // Fashion-MNIST label names
+const std::array<const char*, 3>& postures(); // the caption postures: upright, on its side, upside down
 struct NamedColor {
   const char* name;
   std::array<uint8_t, 3> rgb;

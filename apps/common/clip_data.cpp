@@ -74,21 +74,63 @@ CaptionParts parse_caption(const std::string& caption) {
   return p;
 }
 
+std::string compose_caption(const CaptionParts& parts, bool photo) {
+  std::string s = photo ? "a photo of a " : "a ";
+  if (!parts.colour.empty()) s += parts.colour + " ";
+  s += parts.noun;
+  if (!parts.posture.empty()) s += " " + parts.posture;
+  if (!parts.place.empty()) s += " " + parts.place;
+  return s;
+}
+
 std::string augment_caption(const std::string& caption, const CaptionParts& parts, const CaptionAugment& aug,
-                            data::SampleRng& rng, double strength) {
+                            data::SampleRng& rng, double strength, KeptCaption* kept) {
   // A fixed number of draws per caption, whatever the settings.
   auto keep = [&](double p) { return rng.bernoulli(1.0 - strength * (1.0 - p)); };
   const bool colour = keep(aug.keep_colour);
   const bool posture = keep(aug.keep);
   const bool place = keep(aug.keep);
   const bool photo = rng.bernoulli(aug.photo);
+  const bool bare = !keep(1.0 - aug.bare);
+  if (kept) *kept = KeptCaption{};
   if (!parts.ok) return caption;
-  std::string s = photo ? "a photo of a " : "a ";
-  if (colour) s += parts.colour + " ";
-  s += parts.noun;
-  if (posture && !parts.posture.empty()) s += " " + parts.posture;
-  if (place && !parts.place.empty()) s += " " + parts.place;
-  return s;
+  CaptionParts k = parts;
+  if (!colour) k.colour.clear();
+  if (!posture || bare) k.posture.clear();
+  if (!place || bare) k.place.clear();
+  if (kept) *kept = KeptCaption{k, photo};
+  return compose_caption(k, photo);
+}
+
+std::vector<std::string> swapped_captions(const KeptCaption& kept, int64_t noun_swaps, int64_t posture_swaps,
+                                          data::SampleRng& rng) {
+  const auto& nouns = data::fm::nouns();
+  const auto& postures = data::fm::postures();
+  // A fixed number of draws: a shuffle of the nouns and of the postures.
+  std::vector<size_t> noun_order(nouns.size()), posture_order(postures.size());
+  for (size_t i = 0; i < noun_order.size(); ++i) noun_order[i] = i;
+  for (size_t i = 0; i < posture_order.size(); ++i) posture_order[i] = i;
+  for (size_t i = noun_order.size() - 1; i > 0; --i) std::swap(noun_order[i], noun_order[size_t(rng.randint(int64_t(i) + 1))]);
+  for (size_t i = posture_order.size() - 1; i > 0; --i)
+    std::swap(posture_order[i], posture_order[size_t(rng.randint(int64_t(i) + 1))]);
+  std::vector<std::string> out;
+  if (!kept.parts.ok) return out;
+  int64_t n = 0;
+  for (size_t i : noun_order)
+    if (n < noun_swaps && kept.parts.noun != nouns[i]) {
+      CaptionParts q = kept.parts;
+      q.noun = nouns[i];
+      out.push_back(compose_caption(q, kept.photo)), ++n;
+    }
+  n = 0;
+  if (!kept.parts.posture.empty())
+    for (size_t i : posture_order)
+      if (n < posture_swaps && kept.parts.posture != postures[i]) {
+        CaptionParts q = kept.parts;
+        q.posture = postures[i];
+        out.push_back(compose_caption(q, kept.photo)), ++n;
+      }
+  return out;
 }
 
 Tensor image_batch(const std::vector<const data::Image*>& images, int64_t size,

@@ -39,18 +39,37 @@ CaptionParts parse_caption(const std::string& caption);
 // Training-time caption augmentation for pretrain-clip. The full captions name four things
 // at once; with 10 nouns and 8 colours a contrastive batch rarely pairs an item with a
 // text that names little more than its noun, which is what a zero-shot prompt does. So
-// the colour is kept with probability `keep_colour`, posture and place each with `keep`, and with probability
-// `photo` the caption starts "a photo of a ..." (the zero-shot prompt's wording): a short
-// caption is then e.g. "a photo of a sneaker" or "a red sneaker near the top left".
-// keep = 1 and photo = 0 leave every caption as it is.
+// the colour is kept with probability `keep_colour`, posture and place each with `keep`,
+// both are dropped together with probability `bare`, and with probability `photo` the
+// caption starts "a photo of a ..." (the zero-shot prompt's wording): a short caption is
+// then e.g. "a photo of a sneaker" or "a red sneaker near the top left".
+// keep = 1, bare = 0 and photo = 0 leave every caption as it is.
 struct CaptionAugment {
   double keep_colour = 1.0;
   double keep = 1.0;
   double photo = 0.0;
+  double bare = 0.0;
 };
+// What augment_caption kept: the parts (dropped ones empty) and the "a photo of" prefix.
+struct KeptCaption {
+  CaptionParts parts;
+  bool photo = false;
+};
+// "a [photo of a ][colour ]noun[ posture][ place]": empty parts are left out.
+std::string compose_caption(const CaptionParts& parts, bool photo);
 // `strength` in [0, 1] scales the dropping (0: keep everything), for a ramp over training.
+// `kept`, when given, receives what was kept (parts.ok = false for an unparsed caption).
 std::string augment_caption(const std::string& caption, const CaptionParts& parts, const CaptionAugment& aug,
-                            vc::data::SampleRng& rng, double strength = 1.0);
+                            vc::data::SampleRng& rng, double strength = 1.0, KeptCaption* kept = nullptr);
+
+// Hard negative captions for one augmented caption (NegCLIP, Yuksekgonul et al. 2023): the
+// same words with the noun replaced by `noun_swaps` distinct other nouns (random), then with
+// the posture replaced by up to `posture_swaps` other postures when the caption names one.
+// A contrastive batch separates most pairs by colour and place alone, so without these the
+// towers get little signal on shape; with them each image must tell its noun and posture
+// from the rest. None for an unparsed caption. A fixed number of draws per call.
+std::vector<std::string> swapped_captions(const KeptCaption& kept, int64_t noun_swaps, int64_t posture_swaps,
+                                          vc::data::SampleRng& rng);
 
 // Images (uint8 RGB H×W) -> float32 [N, 3, size, size], CLIP-normalised. Each image is cut
 // to size×size at (top[i], left[i]); empty top/left = centre crop (mmaction2 rule).

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "apps/common/clip_data.h"
@@ -359,6 +360,54 @@ TEST_CASE("clip-apps: caption parts and the training-time caption augmentation")
   CHECK(shorter > 100);
   CHECK(photo > 60);
   CHECK(photo < 140);
+}
+
+TEST_CASE("clip-apps: bare captions and the attribute-swapped hard negatives") {
+  const std::string full = "a red ankle boot lying on its side near the top left";
+  CaptionParts p = parse_caption(full);
+  REQUIRE(p.ok);
+  CHECK(compose_caption(p, false) == full);
+  // bare = 1 drops posture and place together; what was kept is reported.
+  CaptionAugment bare{1.0, 1.0, 0.0, 1.0};
+  data::SampleRng r0(1, 0, 0, data::RngPurpose(24), 0);
+  KeptCaption kept;
+  CHECK(augment_caption(full, p, bare, r0, 1.0, &kept) == "a red ankle boot");
+  CHECK(kept.parts.ok);
+  CHECK(kept.parts.posture.empty());
+  CHECK(kept.parts.place.empty());
+  // Swaps of the full caption: every noun but the true one, then both other postures, each
+  // differing from the caption in exactly that attribute.
+  KeptCaption k{p, true};
+  data::SampleRng r1(1, 0, 0, data::RngPurpose(25), 0);
+  std::vector<std::string> neg = swapped_captions(k, 9, 2, r1);
+  REQUIRE(neg.size() == 11);
+  std::set<std::string> nouns_seen, postures_seen;
+  for (size_t i = 0; i < neg.size(); ++i) {
+    CaptionParts q = parse_caption(neg[i].substr(std::string("a photo of ").size()));
+    REQUIRE_MESSAGE(q.ok, neg[i]);
+    CHECK(q.colour == "red");
+    CHECK(q.place == "near the top left");
+    if (i < 9) {
+      CHECK(q.posture == p.posture);
+      CHECK(q.noun != p.noun);
+      nouns_seen.insert(q.noun);
+    } else {
+      CHECK(q.noun == p.noun);
+      CHECK(q.posture != p.posture);
+      postures_seen.insert(q.posture);
+    }
+  }
+  CHECK(nouns_seen.size() == 9);
+  CHECK(postures_seen.size() == 2);
+  // Fewer swaps: a random subset, the same for the same stream; none for a caption without
+  // a posture (posture swaps) or an unparsed one.
+  data::SampleRng a(3, 1, 0, data::RngPurpose(25), 5), b(3, 1, 0, data::RngPurpose(25), 5);
+  CHECK(swapped_captions(k, 3, 1, a) == swapped_captions(k, 3, 1, b));
+  KeptCaption no_posture = kept;
+  data::SampleRng c(3, 1, 0, data::RngPurpose(25), 6);
+  CHECK(swapped_captions(no_posture, 2, 2, c).size() == 2);
+  data::SampleRng d(3, 1, 0, data::RngPurpose(25), 7);
+  CHECK(swapped_captions(KeptCaption{}, 2, 2, d).empty());
 }
 
 TEST_CASE("clip-apps: pretrain-clip lowers the loss, resumes exactly and tests zero-shot") {
