@@ -7,14 +7,16 @@
 //   centred  : centre of the frame, upright (±15°), as the zero-shot test renders them;
 //   placed   : the 9 caption places (±2 px) instead of the centre;
 //   postures : upright, on its side (±90°) or upside down, as the captions;
-//   captions : both (what pretrain-clip trains on).
+//   captions : both (what pretrain-clip trains on);
+//   curriculum: placed (upright) for the first half of the steps, then captions.
 // Every variant keeps the random 32×32 crop of the 40×40 frame, the tint and the scale jitter.
 // The score is the accuracy on the zero-shot renders of the first N Fashion-MNIST test items
 // (centred, upright). A contrastive CLIP gets a weaker signal than this supervised head, so its
 // zero-shot accuracy stays below these figures at the same number of steps.
 //
 // Usage: bench_vision_learning [--steps 300] [--lr 1e-3] [--batch 128] [--test 1000]
-//                              [--variants centred,placed,postures,captions] [--out FILE]
+//                              [--patch 4] [--width 64] [--layers 3]   (the tiny preset's)
+//                              [--variants centred,placed,postures,captions,curriculum] [--out FILE]
 // Prints JSON (and writes it to --out): per variant, the accuracy, the last training loss and
 // the seconds taken.
 #include <chrono>
@@ -43,6 +45,7 @@ namespace nn = vc::nn;
 struct Variant {
   std::string name;
   bool placed = false, postures = false;
+  bool curriculum = false;  // upright (placed) for the first half of the steps
 };
 
 // One Fashion-MNIST item as a 40×40 frame. rng == nullptr: the zero-shot render (centre,
@@ -74,9 +77,8 @@ vc::data::Image render(const fm::Mnist& src, fm::Split split, int64_t i, const V
 }
 
 nlohmann::ordered_json run(const Variant& v, const fm::Mnist& train, const fm::Mnist& test, int64_t steps, double lr,
-                           int64_t B, int64_t n_test) {
+                           int64_t B, int64_t n_test, const clip::ClipConfig& mc) {
   auto t0 = std::chrono::steady_clock::now();
-  clip::ClipConfig mc = clip::ClipConfig::preset("tiny");
   clip::CLIP model(mc);
   nn::TrainingState st;
   st.rng.seed = 1;
@@ -97,7 +99,8 @@ nlohmann::ordered_json run(const Variant& v, const fm::Mnist& train, const fm::M
     std::vector<int64_t> labels, top, left;
     for (int64_t i = 0; i < B; ++i) {
       const int64_t k = rng.randint(train.count);
-      images.push_back(render(train, fm::Split::Captions, k, v, &rng));
+      const Variant upright{"placed", true, false};
+      images.push_back(render(train, fm::Split::Captions, k, v.curriculum && 2 * s < steps ? upright : v, &rng));
       labels.push_back(train.labels[size_t(k)]);
       top.push_back(rng.randint(9)), left.push_back(rng.randint(9));
     }
@@ -125,6 +128,7 @@ nlohmann::ordered_json run(const Variant& v, const fm::Mnist& train, const fm::M
   j["variant"] = v.name;
   j["placed"] = v.placed;
   j["postures"] = v.postures;
+  j["curriculum"] = v.curriculum;
   j["zero_shot_render_accuracy"] = 100.0 * double(right) / double(n_test);
   j["last_train_loss"] = loss;
   j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -136,6 +140,7 @@ nlohmann::ordered_json run(const Variant& v, const fm::Mnist& train, const fm::M
 int main(int argc, char** argv) {
   try {
     int64_t steps = 300, B = 128, n_test = 1000;
+    clip::ClipConfig mc = clip::ClipConfig::preset("tiny");
     double lr = 1e-3;
     std::string variants = "centred,placed,postures,captions", out;
     for (int i = 1; i < argc; ++i) {
@@ -148,14 +153,21 @@ int main(int argc, char** argv) {
       else if (a == "--test") n_test = std::stoll(val);
       else if (a == "--variants") variants = val;
       else if (a == "--out") out = val;
-      else vc::fail("bench_vision_learning: unknown option '", a, "' (--steps --lr --batch --test --variants --out)");
+      else if (a == "--patch") mc.patch_size = std::stoll(val);
+      else if (a == "--width") mc.vision_width = std::stoll(val), mc.vision_heads = mc.vision_width / 64;
+      else if (a == "--layers") mc.vision_layers = std::stoll(val);
+      else vc::fail("bench_vision_learning: unknown option '", a, "' (--steps --lr --batch --test --variants --out --patch --width --layers)");
     }
     VC_CHECK(steps > 0 && B > 0 && n_test > 0 && n_test <= 10000, "bench_vision_learning: bad --steps/--batch/--test");
+    VC_CHECK(mc.patch_size > 0 && 32 % mc.patch_size == 0 && mc.vision_width > 0 && mc.vision_width % 64 == 0 &&
+                 mc.vision_layers > 0,
+             "bench_vision_learning: --patch must divide 32, --width be a multiple of 64, --layers positive");
     const fm::Mnist train = fm::read_fashion_mnist(fm::kDebianFashionMnist, true);
     const fm::Mnist test = fm::read_fashion_mnist(fm::kDebianFashionMnist, false);
     nlohmann::ordered_json j;
     j["benchmark"] = "vision_learning";
     j["model"] = "tiny CLIP vision tower + linear noun head, supervised";
+    j["patch"] = mc.patch_size, j["width"] = mc.vision_width, j["layers"] = mc.vision_layers;
     j["steps"] = steps, j["batch"] = B, j["lr"] = lr, j["test_items"] = n_test, j["threads"] = vc::num_threads();
     std::stringstream list(variants);
     for (std::string name; std::getline(list, name, ',');) {
@@ -164,8 +176,10 @@ int main(int argc, char** argv) {
       } else if (name == "placed") v.placed = true;
       else if (name == "postures") v.postures = true;
       else if (name == "captions") v.placed = v.postures = true;
-      else vc::fail("bench_vision_learning: unknown variant '", name, "' (centred, placed, postures, captions)");
-      j["results"].push_back(run(v, train, test, steps, lr, B, n_test));
+      else if (name == "curriculum") v.placed = v.postures = v.curriculum = true;
+      else vc::fail("bench_vision_learning: unknown variant '", name,
+                    "' (centred, placed, postures, captions, curriculum)");
+      j["results"].push_back(run(v, train, test, steps, lr, B, n_test, mc));
       std::cerr << j["results"].back().dump() << "\n";
     }
     std::cout << j.dump(2) << "\n";

@@ -6,9 +6,10 @@
 #   print the side-by-side table (overall top-1, families A/B/C/D, within-pair accuracy of C).
 # Sized for about 15 minutes on 2 cores (see the sizes below); --smoke runs every stage in a
 # few minutes on a much smaller dataset. Everything is seeded: two runs print the same table.
-# Usage: bash scripts/main.sh [--smoke] [--out DIR] [--seed N] [--epochs N]   (default DIR: runs/main)
+# Usage: bash scripts/main.sh [--smoke] [--out DIR] [--seed N] [--epochs N] [--captions N]   (default DIR: runs/main)
 #   --epochs N: video training epochs for both models (default 12; CLAVER's within-pair accuracy
 #   on family C measured 71.5% at 8, 90.0% at 12, 91.0% in a 16-epoch run — issue 8's note)
+#   --captions N: caption images for the tiny CLIP (default 8000; issue 12's note measured 60000)
 # VERBCLIP_BUILD_DIR picks the build folder (default: build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,16 +17,18 @@ OUT=runs/main
 SMOKE=0
 SEED=1
 EPOCHS=""
+CAPTIONS_OPT=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out|--seed|--epochs) [ $# -ge 2 ] || { echo "main.sh: $1 needs a value" >&2; exit 2; } ;;
+    --out|--seed|--epochs|--captions) [ $# -ge 2 ] || { echo "main.sh: $1 needs a value" >&2; exit 2; } ;;
   esac
   case "$1" in
     --smoke) SMOKE=1 ;;
     --out) OUT="$2"; shift ;;
     --seed) SEED="$2"; shift ;;
     --epochs) EPOCHS="$2"; shift ;;
-    *) echo "main.sh: unknown option '$1' (use --smoke, --out DIR, --seed N, --epochs N)" >&2; exit 2 ;;
+    --captions) CAPTIONS_OPT="$2"; shift ;;
+    *) echo "main.sh: unknown option '$1' (use --smoke, --out DIR, --seed N, --epochs N, --captions N)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -45,6 +48,10 @@ fi
 if [ -n "$EPOCHS" ]; then
   [[ "$EPOCHS" =~ ^[1-9][0-9]*$ ]] || { echo "main.sh: --epochs must be a positive integer, got '$EPOCHS'" >&2; exit 2; }
   VIDEO_EPOCHS="$EPOCHS"
+fi
+if [ -n "$CAPTIONS_OPT" ]; then
+  [[ "$CAPTIONS_OPT" =~ ^[1-9][0-9]*$ ]] || { echo "main.sh: --captions must be a positive integer, got '$CAPTIONS_OPT'" >&2; exit 2; }
+  CAPTIONS="$CAPTIONS_OPT"
 fi
 THREADS=$(nproc)
 export OMP_WAIT_POLICY=PASSIVE
