@@ -401,9 +401,12 @@ int cmd_pretrain_clip(int argc, char** argv) {
   std::vector<int64_t> upright;
   for (size_t i = 0; i < parts.size(); ++i)
     if (parts[i].ok && parts[i].posture == vc::data::fm::postures()[0]) upright.push_back(int64_t(i));
-  const int64_t upright_steps = int64_t(std::llround(upright_first * double(total)));
-  VC_CHECK(upright_steps == 0 || int64_t(upright.size()) >= B, "TRAIN.UPRIGHT_FIRST: only ", upright.size(),
-           " upright captions, fewer than a batch of ", B);
+  // A caption set that names no posture (a user's own) has no curriculum pool: it is skipped
+  // (logged below) unless the user asked for it, which is then an error naming the key.
+  const bool curriculum_possible = int64_t(upright.size()) >= B;
+  VC_CHECK(curriculum_possible || upright_first == 0 || cfg.source("TRAIN.UPRIGHT_FIRST") == "default",
+           "TRAIN.UPRIGHT_FIRST: only ", upright.size(), " upright captions, fewer than a batch of ", B);
+  const int64_t upright_steps = curriculum_possible ? int64_t(std::llround(upright_first * double(total))) : 0;
   const int64_t upright_per_epoch = std::max<int64_t>(1, int64_t(upright.size()) / B);
 
   clip::CLIP model(mc);
