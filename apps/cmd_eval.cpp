@@ -12,6 +12,14 @@
 //   zeroshot    top-1 on each of DATA.ZS_TEST_FILES (classes DATA.ZS_TEST_LABELS) for each
 //               checkpoint: mean +- population std
 // Several --weights give one row each (and mean +- std for supervised / fewshot).
+//
+// --reverse-frames scores every clip with its T frames in reverse order (each view's
+// [B, T, 3, H, W] batch index_select-ed on axis 1), and reports for Fashion-Motion family C
+// the reversal flip (metrics.h): the percent of C clips whose top-1 on the reversed clip is
+// the pair class pair_of[label]. An order-blind model (the baseline's frame mean) scores
+// reversed clips as the forward ones (up to float summation order).
+// --save-scores also writes <output>/scores_<protocol>.json: per checkpoint and list, the
+// labels and the per-video scores (summed over views) that the metrics were computed from.
 #include <cxxopts.hpp>
 #include <cmath>
 #include <cstdio>
@@ -38,13 +46,57 @@ using json = nlohmann::ordered_json;
 
 std::string cell(double v) { return std::isnan(v) ? std::string("    -") : format_number("%6.2f", v); }
 
-std::string table_header(bool families) {
+const char* const kReversalFlipDefinition =
+    "reversal flip (family C, frames reversed): percent of clips of class c predicted as pair(c), the class of "
+    "the time-reversed motion; an order-sensitive model that learnt C ~100%, an order-blind one keeps its "
+    "forward answer (~0-50%)";
+
+// --reverse-frames: the trained model scored on time-reversed clips. score_videos and
+// evaluate_list reach the video only through encode_video = pool_frames(frame_features(.)),
+// and frame_features is the models' one virtual step on the video; this VideoModel shares the
+// trained model's CLIP (text tower, logit scale, config) and options, and its frame_features
+// reverses axis 1 of [B, T, 3, H, W] before calling the trained model's own.
+class ReversedFrames final : public vc::models::VideoModel {
+ public:
+  explicit ReversedFrames(std::shared_ptr<vc::models::VideoModel> inner)
+      : VideoModel("ReversedFrames", vc::clip::ClipConfig::preset("tiny"), inner->options()),
+        inner_(std::move(inner)) {
+    // The base class built a throwaway tiny CLIP; every use of clip_ goes to the trained one.
+    clip_ = std::shared_ptr<vc::clip::CLIP>(inner_, &inner_->clip());
+  }
+  std::string name() const override { return inner_->name(); }
+  vc::models::KeyValues options_kv() const override { return inner_->options_kv(); }
+  Tensor frame_features(const Tensor& video) const override {
+    VC_CHECK(video.dim() == 5, "--reverse-frames: expected a video batch [B, T, 3, H, W], got ", video.shape());
+    const int64_t T = video.size(1);
+    std::vector<int64_t> rev(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) rev[size_t(t)] = T - 1 - t;
+    return inner_->frame_features(vc::index_select(video, 1, Tensor::from_vector(rev, {T}, video.device())));
+  }
+
+ private:
+  std::shared_ptr<vc::models::VideoModel> inner_;
+};
+
+// The reversal flip of a report scored on reversed clips (NaN without family-C pairs).
+struct Flip {
+  double rate = NAN;
+  int64_t videos = 0;
+};
+Flip reversal_flip(const EvalReport& e) {
+  Flip f;
+  if (e.families.is_fashion_motion) f.rate = reversal_flip_rate(e.scores, e.labels, e.families.pair_of, &f.videos);
+  return f;
+}
+
+std::string table_header(bool families, bool reversed) {
   std::string h = "  run                              top-1  top-5  mean-cls";
   if (families) h += "      A      B      C      D  within-pair C";
+  if (families && reversed) h += "  rev-flip C";
   return h;
 }
 
-std::string table_row(const std::string& name, const EvalReport& r) {
+std::string table_row(const std::string& name, const EvalReport& r, bool reversed) {
   std::string n = name.size() > 32 ? "..." + name.substr(name.size() - 29) : name;
   std::string s = "  " + n + std::string(33 - n.size(), ' ') + cell(r.acc.top1) + " " + cell(r.acc.top5) + "   " +
                   cell(r.acc.mean_class);
@@ -54,6 +106,10 @@ std::string table_row(const std::string& name, const EvalReport& r) {
       s += " " + cell(it == r.family_accuracy.end() ? NAN : it->second);
     }
     s += "         " + cell(r.pair_videos ? r.within_pair : NAN);
+    if (reversed) {
+      const Flip f = reversal_flip(r);
+      s += "       " + cell(f.videos ? f.rate : NAN);
+    }
   }
   return s;
 }
@@ -92,6 +148,8 @@ int cmd_eval(int argc, char** argv) {
       ("protocol", "supervised | fewshot | b2n | zeroshot (TEST.PROTOCOL)", cxxopts::value<std::string>())
       ("output", "folder for eval_<protocol>.json and the pictures (default: the first weights' folder)",
        cxxopts::value<std::string>())
+      ("reverse-frames", "score every clip with its frames in reverse time order; reports the family-C reversal flip")
+      ("save-scores", "also write <output>/scores_<protocol>.json (labels and per-video scores of every list)")
       ("no-pictures", "skip the confusion matrix and the attention map")
       ("threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))
       ("q,quiet", "no progress line")
@@ -104,6 +162,8 @@ int cmd_eval(int argc, char** argv) {
   if (r["threads"].as<int>() > 0) vc::set_num_threads(r["threads"].as<int>());
   const auto weights = r["weights"].as<std::vector<std::string>>();
   const bool quiet = r.count("quiet") > 0;
+  const bool reversed = r.count("reverse-frames") > 0;
+  const bool save_scores = r.count("save-scores") > 0;
 
   // Each checkpoint is evaluated with its own config, then --config, --protocol and --opts
   // (so one call can compare runs of different models).
@@ -132,6 +192,8 @@ int cmd_eval(int argc, char** argv) {
   result["weights"] = weights;
   result["views"] = {{"clips", cfg.integer("TEST.NUM_CLIP")}, {"crops", cfg.integer("TEST.NUM_CROP")},
                      {"aggregation", "sum of per-view class probabilities"}};
+  result["reverse_frames"] = reversed;
+  json score_lists = json::array();
   std::vector<std::string> table;
   std::vector<std::string> pictures;
   auto name_of = [&](const std::string& w, const std::string& what) {
@@ -149,6 +211,38 @@ int cmd_eval(int argc, char** argv) {
              cfg.str("TEST.PROTOCOL"), "', the first for '", protocol, "' (pass --protocol)");
     VideoSetup s = load_trained_model(w, cfg);
     s.model->eval();
+    // What scores the clips: the model itself, or the model on time-reversed clips.
+    std::shared_ptr<vc::models::VideoModel> scorer = s.model;
+    if (reversed) scorer = std::make_shared<ReversedFrames>(s.model);
+    // The report as JSON, with the reversal flip when frames are reversed; its scores kept
+    // for --save-scores.
+    auto report = [&](const EvalReport& e) {
+      json j = report_json(e);
+      if (reversed) {
+        j["frames_reversed"] = true;
+        const Flip f = reversal_flip(e);
+        if (f.videos > 0) {
+          j["reversal_flip"] = f.rate;
+          j["reversal_flip_videos"] = f.videos;
+          j["reversal_flip_definition"] = kReversalFlipDefinition;
+        }
+      }
+      if (save_scores) {
+        json sc;
+        sc["weights"] = w;
+        sc["list"] = e.list;
+        sc["classes"] = e.class_names;
+        sc["frames_reversed"] = reversed;
+        sc["labels"] = e.labels;
+        json rows = json::array();
+        for (int64_t i = 0; i < e.scores.rows; ++i)
+          rows.push_back(std::vector<double>(e.scores.values.begin() + i * e.scores.classes,
+                                             e.scores.values.begin() + (i + 1) * e.scores.classes));
+        sc["scores"] = rows;
+        score_lists.push_back(sc);
+      }
+      return j;
+    };
     json run;
     run["weights"] = w;
     run["model"] = s.model->name();
@@ -157,38 +251,43 @@ int cmd_eval(int argc, char** argv) {
     auto eval = [&](const std::string& list_key, const std::string& labels_key, bool multi_view) {
       const std::string list = data_path(cfg, list_key);
       const auto names = vc::data::read_labels(data_path(cfg, labels_key)).names;
-      EvalReport e = evaluate_list(*s.model, *s.tokenizer, cfg, list, names, multi_view, !quiet);
+      EvalReport e = evaluate_list(*scorer, *s.tokenizer, cfg, list, names, multi_view, !quiet);
       families = families || e.families.is_fashion_motion;
       if (run_reports.empty()) run_reports.push_back(e);
-      log.info("eval " + protocol + " " + w + " on " + list + ": " + report_line(e));
+      std::string line = report_line(e);
+      if (reversed) {
+        const Flip f = reversal_flip(e);
+        line += "  [frames reversed" + (f.videos ? ", reversal flip C " + format_number("%.1f", f.rate) : "") + "]";
+      }
+      log.info("eval " + protocol + " " + w + " on " + list + ": " + line);
       return e;
     };
     if (protocol == "supervised" || protocol == "fewshot") {
       EvalReport e = eval("DATA.TEST_FILE", "DATA.LABEL_LIST", true);
-      run["test"] = report_json(e);
+      run["test"] = report(e);
       top1s.push_back(e.acc.top1);
-      table.push_back(table_row(name_of(w, ""), e));
+      table.push_back(table_row(name_of(w, ""), e, reversed));
     } else if (protocol == "b2n") {
       EvalReport b = eval("DATA.B2N_VAL_BASE", "DATA.B2N_BASE_LABELS", true);
       EvalReport n = eval("DATA.B2N_VAL_NOVEL", "DATA.B2N_NOVEL_LABELS", true);
-      run["base"] = report_json(b);
-      run["novel"] = report_json(n);
+      run["base"] = report(b);
+      run["novel"] = report(n);
       run["hm"] = harmonic_mean(b.acc.top1, n.acc.top1);
       bases.push_back(b.acc.top1), novels.push_back(n.acc.top1);
-      table.push_back(table_row(name_of(w, "base"), b));
-      table.push_back(table_row(name_of(w, "novel"), n));
+      table.push_back(table_row(name_of(w, "base"), b, reversed));
+      table.push_back(table_row(name_of(w, "novel"), n, reversed));
     } else {
       Config one = cfg;
       run["splits"] = json::array();
       for (const auto& list : cfg.list("DATA.ZS_TEST_FILES")) {
         one.set("DATA.TEST_FILE", list, "DATA.ZS_TEST_FILES");
-        EvalReport e = evaluate_list(*s.model, *s.tokenizer, one, data_path(one, "DATA.TEST_FILE"),
+        EvalReport e = evaluate_list(*scorer, *s.tokenizer, one, data_path(one, "DATA.TEST_FILE"),
                                      vc::data::read_labels(data_path(cfg, "DATA.ZS_TEST_LABELS")).names, true, !quiet);
         families = families || e.families.is_fashion_motion;
         if (run_reports.empty()) run_reports.push_back(e);
-        run["splits"].push_back(report_json(e));
+        run["splits"].push_back(report(e));
         zs.push_back(e.acc.top1);
-        table.push_back(table_row(name_of(w, list), e));
+        table.push_back(table_row(name_of(w, list), e, reversed));
       }
     }
     runs.push_back(run);
@@ -197,7 +296,8 @@ int cmd_eval(int argc, char** argv) {
       const std::string suffix = weights.size() > 1 ? "_" + std::filesystem::path(w).parent_path().filename().string() : "";
       const EvalReport& e = run_reports[0];
       const std::string cp = out + "/confusion_" + protocol + suffix + ".svg";
-      write_confusion_svg(cp, "confusion: " + s.model->name() + " on " + e.list, e.acc.confusion, e.class_names);
+      write_confusion_svg(cp, "confusion: " + s.model->name() + " on " + e.list + (reversed ? " (frames reversed)" : ""),
+                          e.acc.confusion, e.class_names);
       const std::string ap = out + "/attention" + suffix + ".png";
       write_attention(ap, *s.model, cfg, e.list, int64_t(e.class_names.size()));
       pictures.push_back(cp);
@@ -232,6 +332,16 @@ int cmd_eval(int argc, char** argv) {
 
   const std::string json_path = out + "/eval_" + protocol + ".json";
   write_json(json_path, result);
+  std::string scores_path;
+  if (save_scores) {
+    scores_path = out + "/scores_" + protocol + ".json";
+    json sj;
+    sj["protocol"] = protocol;
+    sj["reverse_frames"] = reversed;
+    sj["aggregation"] = "sum of per-view class probabilities";
+    sj["lists"] = score_lists;
+    write_json(scores_path, sj);
+  }
   for (const char* curve : {"/loss.svg", "/accuracy.svg"}) {
     for (const auto& w : weights) {
       const std::string p = std::filesystem::path(w).parent_path().string() + curve;
@@ -240,12 +350,15 @@ int cmd_eval(int argc, char** argv) {
   }
 
   std::cout << "eval " << protocol << " (" << cfg.integer("TEST.NUM_CLIP") << " clip(s) x "
-            << cfg.integer("TEST.NUM_CROP") << " crop(s), probabilities summed over views), accuracy in %:\n"
-            << table_header(families) << "\n";
+            << cfg.integer("TEST.NUM_CROP") << " crop(s), probabilities summed over views"
+            << (reversed ? ", frames reversed in time" : "") << "), accuracy in %:\n"
+            << table_header(families, reversed) << "\n";
   for (const auto& row : table) std::cout << row << "\n";
   for (const auto& s : summary) std::cout << s << "\n";
   if (families) std::cout << kWithinPairDefinition << "\n";
+  if (families && reversed) std::cout << kReversalFlipDefinition << "\n";
   std::cout << "results: " << json_path << "\n";
+  if (!scores_path.empty()) std::cout << "scores: " << scores_path << "\n";
   for (const auto& p : pictures) std::cout << "picture: " << p << "\n";
   log.info("eval " + protocol + ": results in " + json_path);
   return 0;

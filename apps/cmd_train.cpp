@@ -7,6 +7,10 @@
 //   gradient-norm clipping.
 //   Validation (one centre view) every TEST.EVAL_EVERY epochs and at the end: checkpoint_best
 //   by top-1; checkpoint_last at every epoch's end (and every SAVE_FREQ steps).
+//   Checkpoint averaging (STDD's recipe), TRAIN.AVERAGE_EPOCHS = N > 0: the model's weights at
+//   the end of each of the last N epochs go to epoch_<e>.safetensors (written before
+//   checkpoint_last, so a resumed run finds every epoch file it has passed); when training
+//   ends their uniform mean is loaded, validated ("val_avg") and saved as checkpoint_avg.
 //
 // Everything random is a function of (SEED, epoch, batch) or (MODEL.SEED, micro-step): the data
 // order and augmentation come from the loader, the prompt variants from the micro-step number.
@@ -17,6 +21,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "apps/commands.h"
 #include "apps/common/checkpoints.h"
@@ -63,7 +68,8 @@ int cmd_train(int argc, char** argv) {
   cxxopts::Options o(argv[0],
                      "Train a video model (MODEL.NAME: baseline | claver) from CLIP weights (MODEL.PRETRAINED).\n"
                      "Writes <output>/config.yaml, log.txt, log.jsonl, checkpoint_last/best.safetensors, loss.svg,\n"
-                     "accuracy.svg. Settings: --config YAML (BASE inheritance), then --opts KEY VALUE ... (last).");
+                     "accuracy.svg (TRAIN.AVERAGE_EPOCHS > 0: also epoch_<e>.safetensors and checkpoint_avg.safetensors).\n"
+                     "Settings: --config YAML (BASE inheritance), then --opts KEY VALUE ... (last).");
   o.add_options()
       ("config", "YAML config (e.g. models/configs/fm_tiny_claver.yaml)", cxxopts::value<std::string>())
       ("output", "output folder (OUTPUT)", cxxopts::value<std::string>())
@@ -141,6 +147,17 @@ int cmd_train(int argc, char** argv) {
   VC_CHECK(total > 0, "nothing to train: TRAIN.EPOCHS and TRAIN.MAX_STEPS give 0 steps");
   const int64_t epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
   const std::string val_list = cfg.str("DATA.VAL_FILE").empty() ? "" : data_path(cfg, "DATA.VAL_FILE");
+  // Checkpoint averaging over epochs avg_first..epochs (1-based).
+  const int64_t avg_epochs = cfg.integer("TRAIN.AVERAGE_EPOCHS");
+  VC_CHECK(avg_epochs >= 0 && avg_epochs <= epochs, "config TRAIN.AVERAGE_EPOCHS = ", avg_epochs, " (from ",
+           cfg.source("TRAIN.AVERAGE_EPOCHS"), ") must be in [0, ", epochs, "]: the run has ", epochs,
+           " epoch(s) (TRAIN.EPOCHS / TRAIN.MAX_STEPS)");
+  const int64_t avg_first = epochs - avg_epochs + 1;
+  auto check_epoch_file = [&](int64_t e) {
+    VC_CHECK(vc::data::path_exists(ckpts.epoch_path(e)), "TRAIN.AVERAGE_EPOCHS = ", avg_epochs, ": the weights of epoch ",
+             e, " ('", ckpts.epoch_path(e),
+             "') are missing (was the run begun with a smaller TRAIN.AVERAGE_EPOCHS before --resume?)");
+  };
 
   // ---- optimiser and schedule
   nn::AdamWOptions ao;
@@ -166,6 +183,9 @@ int cmd_train(int argc, char** argv) {
     if (state.extra.count("best_top1")) best_top1 = std::stod(state.extra["best_top1"]);
     sched = nn::CosineSchedule(so);  // this invocation's (possibly extended) schedule
   }
+  // Resuming: the epochs to average that already ended must have left their weights.
+  for (int64_t e = avg_first; avg_epochs > 0 && e <= epochs; ++e)
+    if (std::min(e * steps_per_epoch, total) <= state.step) check_epoch_file(e);
 
   std::filesystem::create_directories(out);
   RunLog log(out, /*append=*/resume);
@@ -207,6 +227,7 @@ int cmd_train(int argc, char** argv) {
   int64_t window_n = 0, window_hit = 0, window_items = 0;
   auto t0 = std::chrono::steady_clock::now();
   bool stopped = false;
+  std::set<int64_t> epochs_written;  // by this invocation (the others come from before --resume)
   model.train();
   while (state.step < total && !stopped) {
     const int64_t epoch = state.step / steps_per_epoch;
@@ -279,6 +300,13 @@ int cmd_train(int argc, char** argv) {
           }
         }
       }
+      // Before checkpoint_last: a run resumed after this epoch's end must find its weights.
+      if (epoch_end && avg_epochs > 0 && epoch + 1 >= avg_first) {
+        ckpts.save_epoch_weights(epoch + 1, model, state);
+        epochs_written.insert(epoch + 1);
+        log.info("weights of epoch " + std::to_string(epoch + 1) + " (for TRAIN.AVERAGE_EPOCHS) -> " +
+                 ckpts.epoch_path(epoch + 1));
+      }
       const bool stop_now = state.step == stop_at;
       if (epoch_end || stop_now || (save_freq > 0 && state.step % save_freq == 0))
         ckpts.save_last(model, opt, sched, state);
@@ -295,10 +323,48 @@ int cmd_train(int argc, char** argv) {
     return 0;
   }
   if (best_top1 < 0) ckpts.save_best(model, opt, sched, state);  // no validation list: best = last
+  if (avg_epochs > 0) {
+    // The epoch files must be this schedule's: epoch e ends at step min(e * steps_per_epoch, total).
+    const std::string range = std::to_string(avg_first) + "-" + std::to_string(epochs);
+    std::vector<std::string> files;
+    std::string listed;
+    for (int64_t e = avg_first; e <= epochs; ++e) {
+      const std::string p = ckpts.epoch_path(e);
+      check_epoch_file(e);
+      const int64_t want = std::min(e * steps_per_epoch, total);
+      const nn::SafetensorsFile file(p);
+      const auto& meta = file.metadata();
+      auto it = meta.find("step");
+      VC_CHECK(it != meta.end() && it->second == std::to_string(want), "TRAIN.AVERAGE_EPOCHS: '", p,
+               "' holds the weights of step ", it == meta.end() ? std::string("?") : it->second, ", but epoch ", e,
+               " of this schedule ends at step ", want);
+      files.push_back(p);
+      listed += (listed.empty() ? "" : ", ") + p + (epochs_written.count(e) ? "" : " (written before --resume)");
+    }
+    log.info("averaging the weights of epochs " + range + " (TRAIN.AVERAGE_EPOCHS = " + std::to_string(avg_epochs) +
+             "): " + listed);
+    model.load_state_dict(nn::average_checkpoints(files), /*strict=*/true);
+    state.extra["averaged_epochs"] = range;
+    if (!val_list.empty()) {
+      model.eval();
+      EvalReport v = evaluate_list(model, *setup.tokenizer, cfg, val_list, labels.names, false, false);
+      nlohmann::ordered_json j = report_json(v);
+      j["event"] = "val_avg";
+      j["step"] = state.step;
+      j["epochs"] = {avg_first, epochs};
+      j["files"] = files;
+      log.record(j);
+      log.info("val averaged (epochs " + range + "): " + report_line(v));
+      state.extra["avg_top1"] = format_number("%.17g", v.acc.top1);
+    }
+    ckpts.save_avg(model, opt, sched, state);
+    log.info("averaged weights of epochs " + range + " -> " + ckpts.avg_path());
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log.info("trained " + std::to_string(state.step - first_step) + " steps in " + Progress::format_duration(secs) +
            " (" + format_number("%.1f", double((state.step - first_step) * B * accum) / std::max(secs, 1e-9)) +
-           " clips/s); checkpoints: " + ckpts.last_path() + ", " + ckpts.best_path() + "; curves: " + out +
+           " clips/s); checkpoints: " + ckpts.last_path() + ", " + ckpts.best_path() +
+           (avg_epochs > 0 ? ", " + ckpts.avg_path() : std::string()) + "; curves: " + out +
            "/loss.svg, " + out + "/accuracy.svg");
   return 0;
 }

@@ -5,15 +5,17 @@
 
 #include "models/baseline.h"
 #include "models/claver.h"
+#include "models/stdd.h"
 
 namespace vc::models {
 
-std::vector<std::string> model_names() { return {"baseline", "claver"}; }
+std::vector<std::string> model_names() { return {"baseline", "claver", "stdd"}; }
 
 std::shared_ptr<VideoModel> create_model(const std::string& name, const clip::ClipConfig& config,
                                          const KeyValues& options) {
   if (name == "baseline") return std::make_shared<BaselineModel>(config, BaselineOptions::parse(options));
   if (name == "claver") return std::make_shared<ClaverModel>(config, ClaverOptions::parse(options));
+  if (name == "stdd") return std::make_shared<StddModel>(config, StddOptions::parse(options));
   std::string known;
   for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
   fail("unknown model '", name, "' (known: ", known, ")");
@@ -38,6 +40,23 @@ const std::map<std::string, std::string>& help_lines() {
       {"temporal_embedding", "add the learned per-frame embedding to all tokens before the KMT blocks"},
       {"kmt_depth", "KMT blocks L_K (0: a third of the vision depth, at least 1)"},
       {"kmt_init", "KMT block init: pytorch (as the released code) | clip_std | copy_last"},
+      {"stca_blocks", "vision blocks with space-time cross attention: all | none | comma list of indices"},
+      {"wsm", "window shift masking, STCA step 1 (false: every token visible)"},
+      {"mask_ratio", "r: masked share of each window (r * window^2 must be an integer)"},
+      {"window", "w: side of the masking windows (the patch grid must divide by it)"},
+      {"temporal_shuffle", "training: random frame permutation of the mask patterns"},
+      {"spatial_repeat", "one mask phase for all windows (false: a phase per window)"},
+      {"mcm", "multi-scale channel shift-mixing, STCA step 2"},
+      {"scales", "temporal scales of the channel mixing (comma list)"},
+      {"channel_fold", "F: width / F channels mixed from the past and as many from the future"},
+      {"mixing", "continual (released code) | separate (paper Eq. 5)"},
+      {"padding", "STCA step 3: masked positions take the full attention output (false: the block input)"},
+      {"shortcut", "STCA step 4: the MLP reads the full-branch output (false: the padded tensor)"},
+      {"frame_scoring", "fine (frame<->prompt max/mean score) | mean (pooled frames and prompts)"},
+      {"logit_scale", "fixed logit scale tau (0: the CLIP's own learned scale)"},
+      {"kd_weight", "lambda of the frozen-CLIP feature distillation (0: off, no teacher kept)"},
+      {"kd_alpha", "alpha of the residual projector in the distillation"},
+      {"kd_detach", "distillation without gradient, as the released code (no effect)"},
   };
   return h;
 }
@@ -48,6 +67,7 @@ std::vector<OptionDoc> model_option_docs(const std::string& name) {
   KeyValues defaults;
   if (name == "baseline") defaults = BaselineOptions{}.to_kv();
   else if (name == "claver") defaults = ClaverOptions{}.to_kv();
+  else if (name == "stdd") defaults = StddOptions{}.to_kv();
   else create_model(name, clip::ClipConfig{});  // throws naming the known models
   std::vector<OptionDoc> docs;
   for (const auto& [k, v] : defaults) docs.push_back({k, v, help_lines().at(k)});

@@ -137,7 +137,8 @@ class VideoModel : public nn::Module {
   // Per-frame projected class tokens u [B, T, E] (before the pooling rule).
   virtual Tensor frame_features(const Tensor& video) const = 0;
   // [B, T, 3, H, W] -> v [B, E] by the pooling rule.
-  Tensor encode_video(const Tensor& video) const;
+  // (STDD overrides it: its frames stay apart, [B, T, E].)
+  virtual Tensor encode_video(const Tensor& video) const;
   // The class token's attention over its frame's patches in the last spatial block, mean over
   // heads: [B, T, grid, grid] (no gradient). For the predict app's picture.
   Tensor attention_map(const Tensor& video) const;
@@ -155,20 +156,21 @@ class VideoModel : public nn::Module {
   // v [B, E] against c [K, E] -> [B, K], or c [M, K, E] -> [B, M, K]: s·⟨v, c⟩.
   Tensor logits(const Tensor& video_features, const Tensor& class_features) const;
   // Inference scores [B, K] by the scoring option (c [M, K, E] or [K, E]).
-  Tensor score(const Tensor& video_features, const Tensor& class_features) const;
+  virtual Tensor score(const Tensor& video_features, const Tensor& class_features) const;
 
   // ---- training ----
   struct LossOutput {
     Tensor loss;                    // scalar: CE averaged over B·S rows (paper Eq. 9)
     Tensor logits;                  // [B, S, K]
     std::vector<int64_t> variants;  // the S variant indices used
+    std::map<std::string, double> metrics;  // extra per-step figures to log (STDD: kd_cosine)
   };
   // The training objective with prompt sampling (claver.md §3-4): S variants drawn by
   // (seed, step), their S·K texts encoded with gradient (unless frozen), logits [B, S, K],
   // cross-entropy against targets repeated over S. targets: int64 labels [B] (one-hot) or
   // float [B, K] soft targets (soft_targets + mixup).
-  LossOutput training_loss(const Tensor& video, const Tensor& prompt_tokens,
-                           const Tensor& targets, int64_t step) const;
+  virtual LossOutput training_loss(const Tensor& video, const Tensor& prompt_tokens,
+                                   const Tensor& targets, int64_t step) const;
 
   // ---- optimiser ----
   // Top-level names of the modules/parameters the paper adds (empty for the baseline).

@@ -20,6 +20,17 @@ void RunCheckpoints::save_best(const vc::nn::Module& model, const vc::nn::Optimi
   vc::nn::save_checkpoint(best_path(), model, &opt, &schedule, state);
 }
 
+void RunCheckpoints::save_avg(const vc::nn::Module& model, const vc::nn::Optimizer& opt,
+                              const vc::nn::CosineSchedule& schedule,
+                              const vc::nn::TrainingState& state) const {
+  vc::nn::save_checkpoint(avg_path(), model, &opt, &schedule, state);
+}
+
+void RunCheckpoints::save_epoch_weights(int64_t epoch, const vc::nn::Module& model,
+                                        const vc::nn::TrainingState& state) const {
+  vc::nn::save_checkpoint(epoch_path(epoch), model, nullptr, nullptr, state);
+}
+
 vc::nn::TrainingState RunCheckpoints::resume(vc::nn::Module& model, vc::nn::Optimizer& opt,
                                              vc::nn::CosineSchedule& schedule) const {
   VC_CHECK(has_last(), "cannot resume: no checkpoint '", last_path(), "'");

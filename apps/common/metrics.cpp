@@ -106,6 +106,24 @@ double within_pair_accuracy(const ScoreMatrix& s, const std::vector<int64_t>& la
   return n ? 100.0 * double(hit) / double(n) : NAN;
 }
 
+double reversal_flip_rate(const ScoreMatrix& s, const std::vector<int64_t>& labels,
+                          const std::vector<int64_t>& pair_of, int64_t* count) {
+  VC_CHECK(int64_t(labels.size()) == s.rows, "reversal_flip_rate: ", labels.size(), " labels for ", s.rows,
+           " score rows");
+  int64_t n = 0, flipped = 0;
+  for (int64_t i = 0; i < s.rows; ++i) {
+    const int64_t y = labels[size_t(i)];
+    VC_CHECK(y >= 0 && y < int64_t(pair_of.size()), "reversal_flip_rate: label ", y, " of video ", i,
+             " has no pair_of entry (", pair_of.size(), " classes)");
+    const int64_t p = pair_of[size_t(y)];
+    if (p < 0) continue;
+    ++n;
+    flipped += ranking(s, i)[0] == p;
+  }
+  if (count) *count = n;
+  return n ? 100.0 * double(flipped) / double(n) : NAN;
+}
+
 double harmonic_mean(double base, double novel) {
   return base + novel > 0 ? 2.0 * base * novel / (base + novel) : 0.0;
 }

@@ -14,6 +14,10 @@
 //                        among the candidates: correct iff score(c) > score(p) (a tie is
 //                        wrong). Only the two scores of the pair matter, so an order-blind
 //                        model sits at 50% however well it knows the other classes.
+//   reversal flip        on scores of time-REVERSED clips: for a video of class c whose
+//                        partner p = pair(c) is among the candidates, flipped iff its top-1
+//                        (stable ranking) is p. A model that reads frame order and learnt the
+//                        pairs flips ~100%; an order-blind one keeps its forward answer.
 //   harmonic mean        HM = 2·B·N / (B + N) (0 when B + N = 0).
 //   mean ± std           population std (numpy's np.std), as TC-CLIP's avg_std protocol.
 #pragma once
@@ -57,6 +61,11 @@ double group_accuracy(const ScoreMatrix& s, const std::vector<int64_t>& labels,
 // NaN when no video has a partner; `count` receives how many were judged.
 double within_pair_accuracy(const ScoreMatrix& s, const std::vector<int64_t>& labels,
                             const std::vector<int64_t>& pair_of, int64_t* count = nullptr);
+
+// Percent of the videos with a partner (pair_of[label] >= 0) whose top-1 is the partner; the
+// scores are meant to be those of the reversed clips. NaN when no video has a partner.
+double reversal_flip_rate(const ScoreMatrix& s, const std::vector<int64_t>& labels,
+                          const std::vector<int64_t>& pair_of, int64_t* count = nullptr);
 
 double harmonic_mean(double base, double novel);
 

@@ -13,6 +13,7 @@
 #include "apps/common/run_log.h"
 #include "data/fashion_motion.h"
 #include "data/util.h"
+#include "models/stdd.h"
 #include "engine/engine.h"
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
@@ -63,7 +64,7 @@ std::string read_text(const std::string& path, const std::string& what) {
 
 Config video_config_defaults() {
   Config c;
-  c.declare("MODEL.NAME", "baseline", "video model: baseline | claver");
+  c.declare("MODEL.NAME", "baseline", "video model: baseline | claver | stdd");
   c.declare("MODEL.ARCH", "tiny", "CLIP preset, used only without MODEL.PRETRAINED (random CLIP)");
   c.declare("MODEL.PRETRAINED", "", "CLIP weights (safetensors, e.g. from `verbclip pretrain-clip`); empty: random CLIP");
   // Every model's options as MODEL.<KEY> (a key the chosen model lacks must stay at its default).
@@ -94,6 +95,7 @@ Config video_config_defaults() {
 
   c.declare("TEXT.TEMPLATES", "text/templates.txt", "prompt templates, one per line, {} = class name (relative to DATA.ROOT)");
   c.declare("TEXT.INTERPRETIVE", "text/interpretive.json", "class -> sentences (JSON); empty: templates only");
+  c.declare("TEXT.ASKG", "", "STDD: class -> knowledge-graph clauses (JSON, xprompt_oo/ao/aa); replaces TEXT.INTERPRETIVE");
 
   c.declare("TRAIN.EPOCHS", "4", "passes over the training list");
   c.declare("TRAIN.MAX_STEPS", "0", "stop the schedule after this many optimizer steps (0: EPOCHS decide)");
@@ -107,6 +109,7 @@ Config video_config_defaults() {
   c.declare("TRAIN.BETA2", "0.98", "AdamW beta2");
   c.declare("TRAIN.EPS", "1e-8", "AdamW epsilon");
   c.declare("TRAIN.CLIP_GRAD", "0", "gradient norm clipping (0: off)");
+  c.declare("TRAIN.AVERAGE_EPOCHS", "0", "average the weights of the last N epochs into checkpoint_avg (STDD; 0: off)");
 
   c.declare("AUG.LABEL_SMOOTH", "0.1", "label smoothing epsilon");
   c.declare("AUG.MIXUP", "0", "mixup alpha (0: off)");
@@ -155,6 +158,36 @@ std::string data_path(const Config& cfg, const std::string& key) {
   return vc::data::join_path(cfg.str("DATA.ROOT"), p);
 }
 
+std::vector<std::vector<std::string>> load_askg_clauses(const std::string& path,
+                                                        const std::vector<std::string>& class_names) {
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(read_text(path, "TEXT.ASKG"));
+  } catch (const nlohmann::json::exception& e) {
+    vc::fail("TEXT.ASKG '", path, "' is not valid JSON: ", e.what());
+  }
+  VC_CHECK(j.is_object(), "TEXT.ASKG '", path, "' must map class names to knowledge-graph entries");
+  std::vector<std::vector<std::string>> out;
+  for (const auto& name : class_names) {
+    VC_CHECK(j.contains(name) && j[name].is_object(), "TEXT.ASKG '", path, "' has no entry for class '", name, "'");
+    std::vector<std::string> clauses;
+    int64_t found = 0;
+    for (const char* kind : {"xprompt_oo", "xprompt_ao", "xprompt_aa"}) {  // static, then temporal
+      if (!j[name].contains(kind)) continue;
+      ++found;
+      const auto& arr = j[name][kind];
+      VC_CHECK(arr.is_array(), "TEXT.ASKG '", path, "': class '", name, "' key ", kind, " must be a list of clauses");
+      for (const auto& x : arr) {
+        VC_CHECK(x.is_string(), "TEXT.ASKG '", path, "': class '", name, "' key ", kind, " holds a non-string");
+        clauses.push_back(x.get<std::string>());
+      }
+    }
+    VC_CHECK(found > 0, "TEXT.ASKG '", path, "': class '", name, "' has none of xprompt_oo, xprompt_ao, xprompt_aa");
+    out.push_back(std::move(clauses));
+  }
+  return out;
+}
+
 models::PromptSet load_prompts(const Config& cfg, const std::vector<std::string>& class_names) {
   const std::string tpath = data_path(cfg, "TEXT.TEMPLATES");
   std::vector<std::string> templates;
@@ -171,6 +204,13 @@ models::PromptSet load_prompts(const Config& cfg, const std::vector<std::string>
       templates.push_back(line);
     }
     VC_CHECK(!templates.empty(), "TEXT.TEMPLATES '", tpath, "' holds no template");
+  }
+  const std::string apath = data_path(cfg, "TEXT.ASKG");
+  if (!apath.empty()) {
+    VC_CHECK(data_path(cfg, "TEXT.INTERPRETIVE").empty(), "config sets both TEXT.ASKG ('", apath,
+             "') and TEXT.INTERPRETIVE ('", data_path(cfg, "TEXT.INTERPRETIVE"),
+             "'): the ASKG prompts replace the interpretive ones, set TEXT.INTERPRETIVE: \"\"");
+    return models::make_askg_prompts(class_names, templates, load_askg_clauses(apath, class_names));
   }
   std::vector<std::vector<std::string>> sentences;
   const std::string ipath = data_path(cfg, "TEXT.INTERPRETIVE");

@@ -35,7 +35,12 @@ std::string data_path(const Config& cfg, const std::string& key);
 
 // Templates ("{}" = class name, one per line) and interpretive sentences (JSON: class name ->
 // {kind: [sentences]} or [sentences]), for these class names. Errors name the file and class.
+// With TEXT.ASKG set (STDD): the knowledge-graph prompts of models/stdd.h instead.
 vc::models::PromptSet load_prompts(const Config& cfg, const std::vector<std::string>& class_names);
+// The clauses of an ASKG file (models/configs/README.md), per class: xprompt_oo, xprompt_ao,
+// xprompt_aa in that order. Errors name the file, the class and the key.
+std::vector<std::vector<std::string>> load_askg_clauses(const std::string& path,
+                                                        const std::vector<std::string>& class_names);
 
 // Dataset options for DATA.* / AUG.* / TEST.*: Fashion-Motion's pipeline (frames under
 // <root>/rawframes) with the config's frames, input size, flip, colour augmentation and

@@ -85,26 +85,29 @@ Tensor temporal_shift(const Tensor& x_in, const ShiftTable& table, bool keep_fir
 
 std::vector<int64_t> window_mask_offsets(int64_t videos, int64_t frames, int64_t window,
                                          bool training, bool temporal_shuffle, uint64_t seed,
-                                         uint64_t stream) {
+                                         uint64_t stream, int64_t cells) {
   int64_t J = window * window;
-  VC_CHECK(videos >= 0 && frames >= 1 && window >= 1, "window_mask_offsets: ", videos,
-           " videos, ", frames, " frames, window ", window);
-  std::vector<int64_t> out(size_t(videos * frames));
+  VC_CHECK(videos >= 0 && frames >= 1 && window >= 1 && cells >= 1, "window_mask_offsets: ",
+           videos, " videos, ", frames, " frames, window ", window, ", ", cells, " phase cells");
+  std::vector<int64_t> out(size_t(videos * frames * cells));
   for (int64_t v = 0; v < videos; ++v) {
     std::vector<int64_t> perm(frames);
     std::iota(perm.begin(), perm.end(), 0);
-    int64_t phase = 0;
+    std::vector<int64_t> phase(size_t(cells), 0);
     if (training) {
-      // Counters v * (frames + 1) + k: draw 0 is the phase, draws 1.. the Fisher-Yates swaps.
-      uint64_t base = uint64_t(v) * uint64_t(frames + 1);
-      phase = std::min<int64_t>(J - 1, int64_t(philox_uniform(seed, stream, base) * J));
+      // Counters v * (frames + cells) + k: draws 0..cells-1 are the phases, the rest the
+      // Fisher-Yates swaps (cells = 1 keeps the one-phase layout).
+      uint64_t base = uint64_t(v) * uint64_t(frames + cells);
+      for (int64_t c = 0; c < cells; ++c)
+        phase[c] = std::min<int64_t>(J - 1, int64_t(philox_uniform(seed, stream, base + uint64_t(c)) * J));
       if (temporal_shuffle)
         for (int64_t i = frames - 1; i > 0; --i) {
-          double u = philox_uniform(seed, stream, base + 1 + uint64_t(i));
+          double u = philox_uniform(seed, stream, base + uint64_t(cells) + uint64_t(i));
           std::swap(perm[i], perm[std::min<int64_t>(i, int64_t(u * (i + 1)))]);
         }
     }
-    for (int64_t t = 0; t < frames; ++t) out[v * frames + t] = (perm[t] + phase) % J;
+    for (int64_t t = 0; t < frames; ++t)
+      for (int64_t c = 0; c < cells; ++c) out[(v * frames + t) * cells + c] = (perm[t] + phase[c]) % J;
   }
   return out;
 }
@@ -112,20 +115,26 @@ std::vector<int64_t> window_mask_offsets(int64_t videos, int64_t frames, int64_t
 Tensor window_mask_indices(const std::vector<int64_t>& offsets, int64_t videos, int64_t frames,
                            int64_t grid, int64_t window, int64_t n_mask) {
   int64_t J = window * window;
+  int64_t cells_side = window >= 1 ? grid / window : 0, cells = cells_side * cells_side;
+  const int64_t frames_total = videos * frames;
   VC_CHECK(window >= 1 && grid % window == 0 && n_mask >= 0 && n_mask < J &&
-               int64_t(offsets.size()) == videos * frames,
+               (int64_t(offsets.size()) == frames_total ||
+                int64_t(offsets.size()) == frames_total * cells),
            "window_mask_indices: grid ", grid, ", window ", window, ", n_mask ", n_mask, ", ",
-           offsets.size(), " offsets for ", videos, "x", frames, " frames");
-  int64_t cells_side = grid / window, keep = J - n_mask;
-  int64_t visible = cells_side * cells_side * keep;
+           offsets.size(), " offsets for ", videos, "x", frames, " frames (one per frame, or one per frame and window)");
+  const bool per_cell = int64_t(offsets.size()) != frames_total || cells == 1;
+  int64_t keep = J - n_mask;
+  int64_t visible = cells * keep;
   std::vector<int64_t> q(size_t(videos * frames * visible));
-  for (int64_t vt = 0; vt < videos * frames; ++vt) {
-    int64_t o = offsets[vt];
-    std::vector<int64_t> kept;  // V_t: visible inner positions, ascending
-    for (int64_t j = 0; j < J; ++j)
-      if (((j - o) % J + J) % J >= n_mask) kept.push_back(j);
+  for (int64_t vt = 0; vt < frames_total; ++vt) {
+    std::vector<std::vector<int64_t>> kept_of(size_t(per_cell ? cells : 1));  // V_t per phase cell
+    for (size_t c = 0; c < kept_of.size(); ++c) {
+      int64_t o = offsets[per_cell ? vt * cells + int64_t(c) : vt];
+      for (int64_t j = 0; j < J; ++j)
+        if (((j - o) % J + J) % J >= n_mask) kept_of[c].push_back(j);  // ascending
+    }
     for (int64_t n = 0; n < visible; ++n) {
-      int64_t cell = n / keep, j = kept[n % keep];
+      int64_t cell = n / keep, j = kept_of[per_cell ? size_t(cell) : 0][n % keep];
       int64_t row = window * (cell / cells_side) + j / window;
       int64_t col = window * (cell % cells_side) + j % window;
       q[vt * visible + n] = row * grid + col;

@@ -44,13 +44,16 @@ Tensor temporal_shift(const Tensor& x, const ShiftTable& table, bool keep_first_
 // Frame offsets o[v, t] of the mask rule (stdd.md §2.3): training o = (π(t) + φ) mod J with
 // φ uniform in [0, J) per video and π a random permutation (identity unless
 // temporal_shuffle), drawn from Philox(seed, stream); inference o = t mod J.
+// cells > 1 (spatial_repeat off, stdd.md §9.2): a phase φ_c per video and window, the same π,
+// o[v, t, c] = (π(t) + φ_c) mod J; laid out [videos, frames, cells].
 std::vector<int64_t> window_mask_offsets(int64_t videos, int64_t frames, int64_t window,
                                          bool training, bool temporal_shuffle, uint64_t seed,
-                                         uint64_t stream);
+                                         uint64_t stream, int64_t cells = 1);
 
 // Visible patch ids q_t(n), int64 [videos, frames, N'] with N' = (G/w)² (w² - n_mask):
 // inner position j of a window is masked iff (j - o_t) mod J < n_mask; the visible ones are
-// listed window by window, j ascending, as raster patch ids q = row * G + col.
+// listed window by window, j ascending, as raster patch ids q = row * G + col. `offsets`
+// holds one offset per frame, or one per frame and window ((G/w)² per frame, window order).
 Tensor window_mask_indices(const std::vector<int64_t>& offsets, int64_t videos, int64_t frames,
                            int64_t grid, int64_t window, int64_t n_mask);
 

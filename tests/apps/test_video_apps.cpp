@@ -1,10 +1,12 @@
 // The video apps: the evaluation arithmetic on fixed scores (apps/common/metrics.h), then
 // `verbclip train` -> `eval` -> `predict` end to end on a tiny generated Fashion-Motion, exact
-// resume, and the errors a user can cause.
+// resume, the errors a user can cause, checkpoint averaging (TRAIN.AVERAGE_EPOCHS) and
+// `eval --reverse-frames`.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <sstream>
 
 #include "apps/common/metrics.h"
+#include "apps/common/run_log.h"
 #include "apps/common/video_run.h"
 #include "nn/safetensors.h"
 #include "tests/apps/run_verbclip.h"
@@ -313,4 +316,265 @@ TEST_CASE("video-apps: user errors give one clear message and a non-zero exit") 
   check_one_clear_error(run_vc({"predict", "--weights", out + "/checkpoint_last.safetensors", "--labels", labels,
                                   "--template", "a video", "--frames", fx.data + "/rawframes"}),
                         "--template");
+}
+
+// ---------------------------------------------------------------- checkpoint averaging
+
+namespace {
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// 3 epochs of 3 steps (24 training videos, batches of 8), averaging the last `n`.
+std::vector<std::string> averaging_args(const Fixture& fx, const std::string& out, const std::string& n) {
+  auto a = fx.train_args("baseline", out);
+  a.insert(a.end(), {"TRAIN.MAX_STEPS", "0", "TRAIN.EPOCHS", "3", "TRAIN.BATCH_SIZE", "8",
+                     "TRAIN.ACCUMULATION_STEPS", "1", "TRAIN.AVERAGE_EPOCHS", n});
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("video-apps: TRAIN.AVERAGE_EPOCHS averages the last epochs' weights, also across --resume") {
+  Fixture& fx = fixture();
+  REQUIRE(fx.ok);
+  const std::string a = (fx.dir / "avg").string();
+  RunResult t = run_vc(averaging_args(fx, a, "2"));
+  CAPTURE(t.output);
+  REQUIRE(t.code == 0);
+  CHECK_FALSE(fs::exists(a + "/epoch_1.safetensors"));  // only the last 2 of 3 epochs
+  REQUIRE(fs::exists(a + "/epoch_2.safetensors"));
+  REQUIRE(fs::exists(a + "/epoch_3.safetensors"));
+  REQUIRE(fs::exists(a + "/checkpoint_avg.safetensors"));
+
+  // checkpoint_avg's model = the element-wise mean of the epoch files' tensors (computed here
+  // in double from the files themselves).
+  vc::nn::SafetensorsFile e2(a + "/epoch_2.safetensors"), e3(a + "/epoch_3.safetensors"),
+      avg(a + "/checkpoint_avg.safetensors");
+  CHECK(e2.metadata().at("step") == "6");
+  CHECK(e3.metadata().at("step") == "9");
+  int compared = 0, moved = 0;
+  bool optimizer_state = false;
+  for (const auto& name : avg.names()) {
+    if (name.rfind("optimizer.", 0) == 0) optimizer_state = true;
+    if (name.rfind("model.", 0) != 0 || avg.load(name).dtype() != vc::DType::F32) continue;
+    CAPTURE(name);
+    REQUIRE(e2.contains(name));
+    REQUIRE(e3.contains(name));
+    const auto x = e2.load(name).to_vector<float>(), y = e3.load(name).to_vector<float>(),
+               m = avg.load(name).to_vector<float>();
+    REQUIRE(x.size() == m.size());
+    REQUIRE(y.size() == m.size());
+    bool differs = false;
+    for (size_t i = 0; i < m.size(); ++i) {
+      const float want = float((double(x[i]) + double(y[i])) / 2.0);
+      if (m[i] != want) {
+        CHECK(m[i] == want);  // reports the first mismatch of this tensor only
+        break;
+      }
+      differs = differs || x[i] != y[i];
+    }
+    moved += differs;
+    ++compared;
+  }
+  CHECK(compared > 10);
+  CHECK(moved > 0);  // the epochs differ, so the mean is neither of them
+  CHECK(optimizer_state);  // a full train checkpoint, like checkpoint_best
+  CHECK(avg.metadata().at("extra.averaged_epochs") == "2-3");
+  CHECK(avg.metadata().at("step") == "9");
+  // The log names the files and the averaged validation.
+  const std::string text = read_text_file(a + "/log.txt");
+  CHECK(text.find("val averaged (epochs 2-3): top-1") != std::string::npos);
+  CHECK(text.find(a + "/epoch_2.safetensors, " + a + "/epoch_3.safetensors") != std::string::npos);
+  bool event = false;
+  for (const auto& j : read_jsonl_events(a + "/log.jsonl", "val_avg")) {
+    event = true;
+    CHECK(j["epochs"] == nlohmann::json::array({2, 3}));
+    CHECK(j["files"].size() == 2);
+    CHECK(j.contains("top1"));
+  }
+  CHECK(event);
+  // eval takes it as it takes checkpoint_best.
+  RunResult e = run_vc({"eval", "--weights", a + "/checkpoint_avg.safetensors", "--no-pictures", "--quiet",
+                        "--output", (fx.dir / "avg-eval").string()});
+  CAPTURE(e.output);
+  CHECK(e.code == 0);
+
+  // Stopped right after epoch 2 and resumed: epoch_2 comes from the first invocation, and the
+  // average equals the straight run's bit for bit.
+  const std::string b = (fx.dir / "avg-resumed").string();
+  auto half = averaging_args(fx, b, "2");
+  half.insert(half.begin() + 1, {"--stop-at", "6"});
+  RunResult h = run_vc(half);
+  CAPTURE(h.output);
+  REQUIRE(h.code == 0);
+  CHECK(fs::exists(b + "/epoch_2.safetensors"));
+  CHECK_FALSE(fs::exists(b + "/epoch_3.safetensors"));
+  CHECK_FALSE(fs::exists(b + "/checkpoint_avg.safetensors"));
+  RunResult res = run_vc({"train", "--output", b, "--resume", "--quiet"});
+  CAPTURE(res.output);
+  REQUIRE(res.code == 0);
+  CHECK(read_text_file(b + "/log.txt").find(b + "/epoch_2.safetensors (written before --resume)") != std::string::npos);
+  vc::nn::SafetensorsFile rb(b + "/checkpoint_avg.safetensors");
+  int same = 0;
+  for (const auto& name : avg.names()) {
+    if (name.rfind("model.", 0) != 0 || avg.load(name).dtype() != vc::DType::F32) continue;
+    CAPTURE(name);
+    REQUIRE(rb.contains(name));
+    CHECK(avg.load(name).to_vector<float>() == rb.load(name).to_vector<float>());
+    ++same;
+  }
+  CHECK(same == compared);
+}
+
+TEST_CASE("video-apps: an out-of-range TRAIN.AVERAGE_EPOCHS is an error naming the key") {
+  Fixture& fx = fixture();
+  REQUIRE(fx.ok);
+  check_one_clear_error(run_vc(averaging_args(fx, (fx.dir / "avg-bad").string(), "4")), "TRAIN.AVERAGE_EPOCHS");
+  check_one_clear_error(run_vc(averaging_args(fx, (fx.dir / "avg-bad2").string(), "-1")), "TRAIN.AVERAGE_EPOCHS");
+  CHECK_FALSE(fs::exists(fx.dir / "avg-bad" / "checkpoint_last.safetensors"));
+  // Resumed with a larger N, an epoch that has already ended left no weights: said at once.
+  const std::string out = (fx.dir / "avg-grow").string();
+  auto half = averaging_args(fx, out, "1");
+  half.insert(half.begin() + 1, {"--stop-at", "6"});
+  REQUIRE(run_vc(half).code == 0);
+  check_one_clear_error(run_vc({"train", "--output", out, "--resume", "--quiet", "--opts", "TRAIN.AVERAGE_EPOCHS", "2"}),
+                        out + "/epoch_2.safetensors");
+  CHECK(vc::nn::SafetensorsFile(out + "/checkpoint_last.safetensors").metadata().at("step") == "6");  // no step taken
+}
+
+// ---------------------------------------------------------------- --reverse-frames
+
+TEST_CASE("video-apps: reversal flip arithmetic on fixed scores") {
+  // Classes 0<->1 are a pair, 2 has none.
+  ScoreMatrix s = matrix(4, 3, {0.1, 0.8, 0.1,   // label 0 -> 1: flipped
+                                0.5, 0.4, 0.1,   // label 1 -> 0: flipped
+                                0.1, 0.1, 0.8,   // label 2: no pair, ignored
+                                0.3, 0.3, 0.4}); // label 0 -> 2: not flipped
+  int64_t n = 0;
+  CHECK(reversal_flip_rate(s, {0, 1, 2, 0}, {1, 0, -1}, &n) == doctest::Approx(200.0 / 3));
+  CHECK(n == 3);
+  // A tie between the pair goes to the lower id (the stable ranking): label 1 -> 0 flipped,
+  // label 0 -> 0 not.
+  ScoreMatrix tie = matrix(2, 3, {0.4, 0.4, 0.2, 0.4, 0.4, 0.2});
+  CHECK(reversal_flip_rate(tie, {1, 0}, {1, 0, -1}) == doctest::Approx(50.0));
+  CHECK(std::isnan(reversal_flip_rate(s, {0, 1, 2, 0}, {-1, -1, -1})));
+  CHECK_THROWS(reversal_flip_rate(s, {0, 1}, {1, 0, -1}));
+}
+
+namespace {
+
+struct EvalOut {
+  RunResult run;
+  nlohmann::json eval, scores;
+};
+
+// `verbclip eval --save-scores` of one checkpoint into its own folder.
+EvalOut eval_scores(const Fixture& fx, const std::string& weights, const std::string& name, bool reverse,
+                    std::vector<std::string> opts = {}) {
+  const std::string out = (fx.dir / name).string();
+  std::vector<std::string> args = {"eval", "--weights", weights, "--no-pictures", "--quiet", "--save-scores",
+                                   "--output", out};
+  if (reverse) args.push_back("--reverse-frames");
+  if (!opts.empty()) {
+    args.push_back("--opts");
+    args.insert(args.end(), opts.begin(), opts.end());
+  }
+  EvalOut r;
+  r.run = run_vc(args);
+  if (r.run.code == 0) {
+    std::ifstream e(out + "/eval_supervised.json"), s(out + "/scores_supervised.json");
+    r.eval = nlohmann::json::parse(e);
+    r.scores = nlohmann::json::parse(s);
+  }
+  return r;
+}
+
+// A copy of the test list whose videos are the originals reversed in time: 17 frames, frame j
+// (1-based file j+1) = original frame 16 - j for j >= 1 (frame 0 is never sampled). The test
+// sampler takes frames int(i·a + a/2): with 16 frames 1, 3, .., 15; with 17 frames also
+// 1, 3, .., 15, which here are the originals 15, 13, .., 1: exactly the forward clip reversed.
+std::string write_time_reversed_copy(const Fixture& fx) {
+  std::ifstream test(fx.data + "/test.txt");
+  std::ofstream list(fx.data + "/test_reversed.txt");
+  std::string video;
+  int frames = 0, label = 0;
+  while (test >> video >> frames >> label) {
+    REQUIRE(frames == 16);
+    const fs::path src = fs::path(fx.data) / "rawframes" / video, dst = fs::path(fx.data) / "rawframes" / ("rev_" + video);
+    fs::create_directories(dst);
+    auto name = [](int i) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "img_%05d.jpg", i);
+      return std::string(buf);
+    };
+    for (int j = 0; j <= 16; ++j)
+      fs::copy_file(src / name(j == 0 ? 16 : 17 - j), dst / name(j + 1), fs::copy_options::overwrite_existing);
+    list << "rev_" << video << " 17 " << label << "\n";
+  }
+  return "test_reversed.txt";
+}
+
+}  // namespace
+
+TEST_CASE("video-apps: eval --reverse-frames") {
+  Fixture& fx = fixture();
+  REQUIRE(fx.ok);
+  // The baseline pools frames by their mean: reversing them changes no score.
+  const std::string base = (fx.dir / "rev-baseline").string();
+  REQUIRE(run_vc(fx.train_args("baseline", base)).code == 0);
+  const std::string w = base + "/checkpoint_last.safetensors";
+  EvalOut fwd = eval_scores(fx, w, "rev-baseline-fwd", false), rev = eval_scores(fx, w, "rev-baseline-rev", true);
+  CAPTURE(fwd.run.output);
+  CAPTURE(rev.run.output);
+  REQUIRE(fwd.run.code == 0);
+  REQUIRE(rev.run.code == 0);
+  const auto& ft = fwd.eval["runs"][0]["test"];
+  const auto& rt = rev.eval["runs"][0]["test"];
+  for (const char* k : {"videos", "top1", "top5", "mean_class_accuracy", "families", "within_pair_C"}) {
+    CAPTURE(k);
+    CHECK(ft[k] == rt[k]);
+  }
+  const auto& fs_ = fwd.scores["lists"][0];
+  const auto& rs = rev.scores["lists"][0];
+  CHECK(fs_["labels"] == rs["labels"]);
+  CHECK(fs_["scores"].size() == 12);
+  CHECK(fs_["scores"] == rs["scores"]);  // exactly
+  CHECK(rev.eval["reverse_frames"] == true);
+  CHECK(fwd.eval["reverse_frames"] == false);
+  CHECK_FALSE(ft.contains("reversal_flip"));
+  REQUIRE(rt.contains("reversal_flip"));
+  CHECK(rt["reversal_flip_videos"] == 8);
+  CHECK(rev.run.output.find("rev-flip C") != std::string::npos);
+  CHECK(fwd.run.output.find("rev-flip C") == std::string::npos);
+  // The flip, recounted from the saved scores: family-C clips whose top-1 is the pair class.
+  const FamilyInfo fam = fashion_motion_families(rs["classes"].get<std::vector<std::string>>());
+  int64_t n = 0, flipped = 0;
+  for (size_t i = 0; i < rs["labels"].size(); ++i) {
+    const int64_t y = rs["labels"][i], p = fam.pair_of[size_t(y)];
+    if (p < 0) continue;
+    const auto row = rs["scores"][i].get<std::vector<double>>();
+    const int64_t top = int64_t(std::max_element(row.begin(), row.end()) - row.begin());  // first maximum
+    ++n, flipped += top == p;
+  }
+  CHECK(n == 8);
+  CHECK(rt["reversal_flip"].get<double>() == doctest::Approx(100.0 * double(flipped) / double(n)));
+
+  // CLAVER reads frame order. Reversing in eval = evaluating a copy of the clips reversed on
+  // disk, bit for bit, and differs from the forward scores (so the reversal does happen).
+  const std::string cl = (fx.dir / "rev-claver").string();
+  REQUIRE(run_vc(fx.train_args("claver", cl)).code == 0);
+  const std::string cw = cl + "/checkpoint_last.safetensors";
+  const std::string reversed_list = write_time_reversed_copy(fx);
+  EvalOut cf = eval_scores(fx, cw, "rev-claver-fwd", false), cr = eval_scores(fx, cw, "rev-claver-rev", true),
+          cd = eval_scores(fx, cw, "rev-claver-disk", false, {"DATA.TEST_FILE", reversed_list});
+  CAPTURE(cd.run.output);
+  REQUIRE(cf.run.code == 0);
+  REQUIRE(cr.run.code == 0);
+  REQUIRE(cd.run.code == 0);
+  CHECK(cr.scores["lists"][0]["scores"] == cd.scores["lists"][0]["scores"]);
+  CHECK(cr.scores["lists"][0]["labels"] == cd.scores["lists"][0]["labels"]);
+  CHECK(cf.scores["lists"][0]["scores"] != cr.scores["lists"][0]["scores"]);
 }
