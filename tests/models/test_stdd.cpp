@@ -117,7 +117,7 @@ TEST_CASE("stdd: the frame-prompt score on fixed similarities") {
   // frames' best prompt: (4 + 3) / 2 = 3.5; prompts' best frame: (3 + 4) / 2 = 3.5.
   CHECK(frame_prompt_score(s).item() == doctest::Approx(3.5));
   Tensor s2 = Tensor::from_vector(std::vector<float>{1, 2, 3, 0}, {1, 2, 2, 1});
-  // (2 + 3) / 2 = 2.5 and (3 + 2) / 2 = 2.5 ... use an asymmetric case too:
+  // frames: (2 + 3) / 2 = 2.5; prompts: (3 + 2) / 2 = 2.5.
   CHECK(frame_prompt_score(s2).item() == doctest::Approx(2.5));
   Tensor s3 = Tensor::from_vector(std::vector<float>{5, 1, 0, 0}, {1, 2, 2, 1});
   // frames: (5 + 0) / 2 = 2.5; prompts: (5 + 1) / 2 = 3; mean 2.75.
@@ -144,11 +144,10 @@ TEST_CASE("stdd: a few training steps lower the loss; the same seed gives the sa
     auto m = micro_stdd({}, seed);
     m->train();
     Tensor video = random_video(4, 4, 21);
-    Tensor tokens = Tensor::from_vector(std::vector<int64_t>(2 * 3 * 10, 0), {2, 3, 10});
     // Each row: start token, one word, end token (highest id), padding.
     std::vector<int64_t> tk(2 * 3 * 10, 0);
     for (int64_t r = 0; r < 6; ++r) tk[r * 10] = 16, tk[r * 10 + 1] = 2 + r, tk[r * 10 + 2] = 17;
-    tokens = Tensor::from_vector(tk, {2, 3, 10});
+    Tensor tokens = Tensor::from_vector(tk, {2, 3, 10});
     Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 0}, {4});
     nn::AdamWOptions o;
     o.lr = 3e-3;
