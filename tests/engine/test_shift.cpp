@@ -200,3 +200,21 @@ TEST_CASE("special: window mask gather and scatter") {
   gradcheck([&](const TensorList& in) { return window_mask_scatter(in[0], in[1], vis); }, {x, u},
             "window_mask_scatter");
 }
+
+TEST_CASE("window mask: a phase per window (spatial_repeat off) against a naive loop") {
+  // G = 4 (4 windows), T = 4, training draws with one phase per window.
+  const int64_t V = 2, T = 4, G = 4, w = 2, cells = 4;
+  std::vector<int64_t> o = window_mask_offsets(V, T, w, true, true, 7, 3, cells);
+  REQUIRE(o.size() == size_t(V * T * cells));
+  // cells = 1 keeps the one-phase counter layout: the same draw as the default call.
+  CHECK(window_mask_offsets(V, T, w, true, true, 7, 3, 1) == window_mask_offsets(V, T, w, true, true, 7, 3));
+  std::vector<int64_t> q = window_mask_indices(o, V, T, G, w, 2).to_vector<int64_t>();
+  for (int64_t vt = 0; vt < V * T; ++vt)
+    for (int64_t c = 0; c < cells; ++c) {
+      std::vector<int64_t> want;  // naive: inner j visible iff (j - o) mod 4 >= 2, ascending
+      for (int64_t j = 0; j < 4; ++j)
+        if (((j - o[vt * cells + c]) % 4 + 4) % 4 >= 2)
+          want.push_back((2 * (c / 2) + j / 2) * G + 2 * (c % 2) + j % 2);
+      CHECK(std::vector<int64_t>(q.begin() + vt * 8 + c * 2, q.begin() + vt * 8 + c * 2 + 2) == want);
+    }
+}
