@@ -28,11 +28,13 @@
 #include <set>
 
 #include "apps/commands.h"
+#include "apps/common/clip_data.h"
 #include "apps/common/config.h"
 #include "apps/common/pictures.h"
 #include "apps/common/run_log.h"
 #include "apps/common/video_run.h"
 #include "data/annotations.h"
+#include "data/fashion_motion.h"
 #include "data/util.h"
 #include "engine/engine.h"
 #include "nn/safetensors.h"
@@ -151,6 +153,11 @@ int cmd_eval(int argc, char** argv) {
       ("reverse-frames", "score every clip with its frames in reverse time order; reports the family-C reversal flip")
       ("save-scores", "also write <output>/scores_<protocol>.json (labels and per-video scores of every list)")
       ("no-pictures", "skip the confusion matrix and the attention map")
+      ("noun-zero-shot", "also test each checkpoint's CLIP zero-shot on N Fashion-MNIST items, \"a photo of a {noun}\" "
+       "(how much of the pretrained CLIP fine-tuning kept; 0 = off)",
+       cxxopts::value<int64_t>()->default_value("0"))
+      ("fashion-mnist", "Fashion-MNIST IDX folder for --noun-zero-shot",
+       cxxopts::value<std::string>()->default_value(vc::data::fm::kDebianFashionMnist))
       ("threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))
       ("q,quiet", "no progress line")
       ("opts", "KEY VALUE ... config overrides; must come last")
@@ -164,6 +171,8 @@ int cmd_eval(int argc, char** argv) {
   const bool quiet = r.count("quiet") > 0;
   const bool reversed = r.count("reverse-frames") > 0;
   const bool save_scores = r.count("save-scores") > 0;
+  const int64_t noun_zero_shot = r["noun-zero-shot"].as<int64_t>();
+  VC_CHECK(noun_zero_shot >= 0, "--noun-zero-shot must be >= 0, got ", noun_zero_shot);
 
   // Each checkpoint is evaluated with its own config, then --config, --protocol and --opts
   // (so one call can compare runs of different models).
@@ -203,6 +212,7 @@ int cmd_eval(int argc, char** argv) {
 
   std::vector<json> runs;
   std::vector<double> top1s, bases, novels, zs;
+  std::vector<std::string> summary_zero_shot;
   bool families = false;
   std::set<std::string> models_seen;
   for (const auto& w : weights) {
@@ -290,6 +300,18 @@ int cmd_eval(int argc, char** argv) {
         table.push_back(table_row(name_of(w, list), e, reversed));
       }
     }
+    if (noun_zero_shot > 0) {
+      // The fine-tuned CLIP (image encoder without the video model's additions) as pretrain-clip
+      // tests it: what is left of the image-text alignment after training on videos.
+      ZeroShotOptions zo;
+      zo.fashion_mnist_dir = r["fashion-mnist"].as<std::string>();
+      zo.limit = noun_zero_shot;
+      ZeroShotResult z = fashion_mnist_zero_shot(s.model->clip(), *s.tokenizer, zo);
+      run["noun_zero_shot"] = {{"accuracy", z.accuracy}, {"images", z.images}, {"prompt", zo.prompt}};
+      summary_zero_shot.push_back(name_of(w, "") + ": noun zero-shot " + format_number("%.2f", z.accuracy) +
+                                  "% on " + std::to_string(z.images) + " Fashion-MNIST items (\"" + zo.prompt + "\")");
+      log.info("eval " + w + ": " + summary_zero_shot.back());
+    }
     runs.push_back(run);
     if (!r.count("no-pictures") && !run_reports.empty()) {
       // Pictures of this checkpoint's first list: confusion matrix and one clip's attention.
@@ -308,7 +330,7 @@ int cmd_eval(int argc, char** argv) {
   cfg = config_for(weights[0]);
 
   // ---- summary over checkpoints / splits
-  std::vector<std::string> summary;
+  std::vector<std::string> summary = summary_zero_shot;
   if (top1s.size() > 1 && models_seen.size() == 1) {
     MeanStd m = mean_std(top1s);
     result["top1_mean"] = m.mean, result["top1_std"] = m.std;

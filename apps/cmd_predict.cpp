@@ -1,7 +1,7 @@
 // verbclip predict: the top-k classes of one clip, for class names and prompt templates the
 // user gives (open-vocabulary inference with a `verbclip train` checkpoint).
 //
-//   verbclip predict --weights run/checkpoint_best.safetensors --labels my_labels.txt \
+//   verbclip predict --weights run/checkpoint_best.safetensors --labels my_labels.txt
 //                    --frames clip_dir/ [--template "a video of {}"] [--topk 5]
 //
 // The clip: the images of --frames (sorted by name) or the images given, in order; T frames

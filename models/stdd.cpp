@@ -118,15 +118,9 @@ KeyValues StddOptions::to_kv() const {
   KeyValues kv;
   write(kv);
   auto b = [](bool x) { return std::string(x ? "true" : "false"); };
-  auto num = [](double x) {
-    std::ostringstream s;
-    s.precision(17);
-    s << x;
-    return s.str();
-  };
   kv["stca_blocks"] = stca_blocks;
   kv["wsm"] = b(wsm);
-  kv["mask_ratio"] = num(mask_ratio);
+  kv["mask_ratio"] = format_number(mask_ratio);
   kv["window"] = std::to_string(window);
   kv["temporal_shuffle"] = b(temporal_shuffle);
   kv["spatial_repeat"] = b(spatial_repeat);
@@ -137,9 +131,9 @@ KeyValues StddOptions::to_kv() const {
   kv["padding"] = b(padding);
   kv["shortcut"] = b(shortcut);
   kv["frame_scoring"] = frame_scoring == FrameScoring::Fine ? "fine" : "mean";
-  kv["logit_scale"] = num(logit_scale);
-  kv["kd_weight"] = num(kd_weight);
-  kv["kd_alpha"] = num(kd_alpha);
+  kv["logit_scale"] = format_number(logit_scale);
+  kv["kd_weight"] = format_number(kd_weight);
+  kv["kd_alpha"] = format_number(kd_alpha);
   kv["kd_detach"] = b(kd_detach);
   return kv;
 }
@@ -320,18 +314,19 @@ Tensor StddModel::score(const Tensor& v, const Tensor& c) const {
 
 Tensor StddModel::cached_class_features(const Tensor& tokens) const {
   if (options_.train_text) return encode_text(tokens);
-  // Frozen text: the prompt bank is a constant (stdd.md §3), encoded once per prompt set and
-  // text-tower state (a fingerprint of its weights guards against loaded weights).
+  // Frozen text: the prompt bank is a constant (stdd.md §3), encoded once per prompt set;
+  // state_loaded() drops it when new weights arrive.
   std::vector<int64_t> key = tokens.contiguous().to_vector<int64_t>();
-  double print = 0;
-  for (const auto& [name, t] : clip_->named_parameters())
-    if (name.rfind("visual.", 0) != 0) print += sum(t.to(DType::F64)).item();
-  key.push_back(int64_t(std::llround(print * 1e6)));
   if (!cached_features_.defined() || key != cached_tokens_) {
     cached_features_ = encode_text(tokens).detach();
     cached_tokens_ = std::move(key);
   }
   return cached_features_;
+}
+
+void StddModel::state_loaded() {
+  cached_features_ = Tensor();
+  cached_tokens_.clear();
 }
 
 StddModel::Distillation StddModel::distillation(const Tensor& video, const Tensor& z) const {

@@ -119,6 +119,7 @@ class StddModel : public VideoModel {
 
  protected:
   void init_new_modules(Generator& gen) override;
+  void state_loaded() override;  // drops the frozen-text cache
 
  private:
   Tensor encode_frames(const Tensor& video, int64_t step) const;
@@ -130,7 +131,8 @@ class StddModel : public VideoModel {
   std::vector<ShiftTable> shift_tables_;  // one per scale
   int64_t d0_ = 0, n_mask_ = 0;
   std::shared_ptr<nn::Linear> kd_fc1_, kd_fc2_;
-  // Frozen-text class features for training, keyed by the prompt tokens they came from.
+  // Frozen-text class features for training, keyed by the prompt tokens they came from
+  // (weights loaded into the model, not into its CLIP alone, drop them: state_loaded()).
   mutable std::vector<int64_t> cached_tokens_;
   mutable Tensor cached_features_;
 };

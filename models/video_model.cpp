@@ -88,13 +88,14 @@ void OptionReader::finish() const {
   }
 }
 
-namespace {
-
-std::string num(double x) {
+std::string format_number(double x) {
   std::ostringstream s;
   s << std::setprecision(17) << x;
   return s.str();
 }
+
+namespace {
+
 const char* boolstr(bool b) { return b ? "true" : "false"; }
 
 }  // namespace
@@ -128,7 +129,7 @@ void VideoModelOptions::write(KeyValues& kv) const {
   kv["prompts_per_step"] = std::to_string(prompts_per_step);
   kv["pooling"] = pooling == Pooling::FrameNormMean ? "frame_norm_mean" : "mean_norm";
   kv["scoring"] = scoring == Scoring::MeanProb ? "mean_prob" : "sum_log_prob";
-  kv["new_lr_mult"] = num(new_lr_mult);
+  kv["new_lr_mult"] = format_number(new_lr_mult);
   kv["seed"] = std::to_string(seed);
   kv["truncate_text"] = boolstr(truncate_text);
 }

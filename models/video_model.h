@@ -36,6 +36,8 @@ namespace vc::models {
 
 // Model options as flat key/value strings (the apps' YAML "model.*" keys without the prefix).
 using KeyValues = std::map<std::string, std::string>;
+// A double as an option value that reads back to the same bits (17 significant digits).
+std::string format_number(double x);
 
 // Reads typed values out of KeyValues; finish() throws on any key nobody asked for, naming
 // it and the known keys. Booleans: true/false/1/0/yes/no/on/off.

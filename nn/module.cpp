@@ -197,6 +197,7 @@ LoadReport Module::load_state_dict(const StateDict& dict, bool strict) {
     throw Error(msg);
   }
   for (auto& [dst, src] : copies) copy_into(dst, src);
+  for (auto& [name, m] : named_modules()) m->state_loaded();
   return r;
 }
 

@@ -90,6 +90,9 @@ class Module : public std::enable_shared_from_this<Module> {
  protected:
   // A layer's own default init (children are handled by reset_parameters).
   virtual void reset_own_parameters(Generator& gen) {}
+  // Called on this module and every descendant after load_state_dict copied new values in:
+  // a module that caches something computed from its weights drops it here.
+  virtual void state_loaded() {}
 
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> m);
