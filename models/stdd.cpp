@@ -203,6 +203,8 @@ StddModel::StddModel(const clip::ClipConfig& c, const StddOptions& opts)
                                   ? mcm_shift_table(opts.num_frames, d0_, s)
                                   : tsm_shift_table(opts.num_frames, d0_, s));
   }
+  // A fixed τ (stdd.md §9.11) leaves CLIP's own logit scale unused: frozen, not silently idle.
+  if (opts.logit_scale > 0) clip_->freeze("^logit_scale$");
   if (opts.kd_weight > 0) {
     // g = Linear(E, E) -> GELU -> Linear(E, E), no biases, named as nn.Sequential would.
     kd_projector = register_module("kd_projector", std::make_shared<nn::Module>("Sequential"));
@@ -285,8 +287,9 @@ Tensor StddModel::frame_features_at(const Tensor& video, int64_t step) const { r
 Tensor StddModel::encode_video(const Tensor& video) const { return l2_normalize(frame_features(video), -1); }
 
 Tensor StddModel::frame_scale() const {
-  if (options_.logit_scale > 0) return Tensor::scalar(options_.logit_scale);
-  return clip_->scale();
+  Tensor own = clip_->scale();  // exp(logit_scale), in the model's dtype and device
+  if (options_.logit_scale > 0) return Tensor::scalar(options_.logit_scale, own.dtype(), own.device());
+  return own;
 }
 
 Tensor StddModel::stdd_logits(const Tensor& z, const Tensor& c_in) const {

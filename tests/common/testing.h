@@ -112,6 +112,39 @@ inline void gradcheck(const std::function<Tensor(const TensorList&)>& f, TensorL
   }
 }
 
+// Float64 central differences of a scalar loss against the autograd gradients already in
+// each named tensor's grad(), at up to `picks` evenly spread elements per tensor (for
+// models, whose every element would be too slow). Returns how many elements were checked.
+inline int gradcheck_elements(const std::function<Tensor()>& loss, const std::vector<std::pair<std::string, Tensor>>& wrt,
+                              int64_t picks = 3,
+                              double eps = 1e-6, double atol = 1e-7, double rtol = 1e-5) {
+  NoGradGuard no_grad;
+  int checked = 0;
+  for (const auto& [name, t] : wrt) {
+    CAPTURE(name);
+    REQUIRE(t.dtype() == DType::F64);
+    REQUIRE(t.grad().defined());
+    std::vector<double> g = t.grad().contiguous().to_vector<double>();
+    double* p = const_cast<Tensor&>(t).data<double>();
+    const int64_t n = t.numel(), k = std::min<int64_t>(picks, n);
+    for (int64_t s = 0; s < k; ++s) {
+      int64_t i = (s * n) / k + (n > 1 ? (7 * s + 1) % std::max<int64_t>(1, n / k) : 0);
+      i = std::min(i, n - 1);
+      const double keep = p[i];
+      p[i] = keep + eps;
+      const double up = loss().item();
+      p[i] = keep - eps;
+      const double down = loss().item();
+      p[i] = keep;
+      const double numeric = (up - down) / (2 * eps);
+      CHECK_MESSAGE(std::abs(g[size_t(i)] - numeric) <= atol + rtol * std::abs(numeric), name, "[", i, "]: autograd ",
+                    g[size_t(i)], ", numeric ", numeric);
+      ++checked;
+    }
+  }
+  return checked;
+}
+
 // FNV-1a over a tensor's bytes in logical order: equal hashes mean equal bits.
 inline uint64_t hash_bits(const Tensor& t) {
   Tensor c = t.contiguous();

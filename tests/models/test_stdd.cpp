@@ -70,7 +70,8 @@ TEST_CASE("stdd: no new parameters, and the four steps off give the plain CLIP b
   auto m = micro_stdd({{"kd_weight", "0"}});
   CHECK(m->num_parameters() == base.num_parameters());
   auto kd = micro_stdd({});
-  CHECK(kd->num_parameters(true) == base.num_parameters() + 2 * 16 * 16);  // only the loss-only projector trains
+  // Trainable: the CLIP but its logit scale (τ is fixed), plus the loss-only projector.
+  CHECK(kd->num_parameters(true) == base.num_parameters() - 1 + 2 * 16 * 16);
 
   auto off = micro_stdd({{"wsm", "false"}, {"mcm", "false"}, {"padding", "false"}, {"shortcut", "false"},
                          {"kd_weight", "0"}});
@@ -166,4 +167,89 @@ TEST_CASE("stdd: a few training steps lower the loss; the same seed gives the sa
   std::vector<double> a = run(3), b = run(3);
   CHECK(a == b);
   CHECK(a.back() < a.front());
+}
+
+TEST_CASE("stdd: the shared LN1 + attention gets the sum of its per-use gradients") {
+  // Reference: the block of stdd.md §2.2 (a)-(e) built from three copies of the block, one per
+  // use of LN1 + MHA (full branch, scale 1, scale 2). Its output must equal stca_block's, and
+  // the shared block's gradient the sum of the copies' gradients.
+  auto m = micro_stdd({{"kd_weight", "0"}});
+  m->to(DType::F64);
+  m->eval();
+  const auto& block = m->clip().visual->transformer->block(0);
+  const int64_t B = 2, T = 4;
+  Tensor x = rand_normal({B * T, 17, 32}, 7, 0, 0, 1).to(DType::F64);
+  Tensor vis = m->visible_patches(B, 0, -1);
+  std::vector<std::shared_ptr<nn::ResidualAttentionBlock>> use;
+  for (int k = 0; k < 3; ++k) {
+    use.push_back(std::make_shared<nn::ResidualAttentionBlock>(32, 2, clip::activation_of(micro_config())));
+    use.back()->to(DType::F64);
+    use.back()->load_state_dict(block.state_dict());
+  }
+  auto attend = [](const nn::ResidualAttentionBlock& b, const Tensor& h) {
+    return add(h, b.attn->forward(b.ln_1->forward(h)));
+  };
+  Tensor y = attend(*use[0], x);
+  Tensor xv = window_mask_gather(x, vis);
+  Tensor ubar;
+  for (size_t s = 0; s < 2; ++s) {
+    Tensor mixed = temporal_shift(xv.reshape({B, T, 8 + 1, 32}), m->shift_table(s), true).reshape({B * T, 9, 32});
+    Tensor u = attend(*use[1 + s], mixed);
+    ubar = ubar.defined() ? add(ubar, u) : u;
+  }
+  Tensor z = window_mask_scatter(y, mul(ubar, 0.5), vis);
+  Tensor ref = add(z, use[0]->mlp->forward(use[0]->ln_2->forward(y)));
+  Tensor out = m->stca_block(block, x, B, vis);
+  CHECK(max_abs_diff(out, ref) < 1e-12);
+
+  Tensor w = rand_normal(out.shape(), 8, 0, 0, 1).to(DType::F64);
+  m->zero_grad();
+  sum(mul(out, w)).backward();
+  sum(mul(ref, w)).backward();
+  for (const auto& [name, g] : block.named_parameters()) {
+    CAPTURE(name);
+    REQUIRE(g.grad().defined());
+    Tensor total;
+    for (const auto& b : use) {
+      Tensor gk = b->get(name).grad();
+      if (!gk.defined()) continue;  // the scale copies' MLP is unused
+      total = total.defined() ? add(total, gk) : gk;
+    }
+    REQUIRE(total.defined());
+    CHECK(max_abs_diff(g.grad(), total) < 1e-10);
+    CHECK(max(abs(g.grad())).item() > 0);
+  }
+}
+
+TEST_CASE("stdd: float64 gradient check of a micro STCA block and of the training loss") {
+  auto m = micro_stdd({{"num_frames", "2"}});
+  m->to(DType::F64);
+  m->eval();  // the fixed masks (training draws are checked by the loss below)
+  const auto& block = m->clip().visual->transformer->block(1);
+  Tensor vis = m->visible_patches(1, 1, -1);
+  vc::testing::gradcheck([&](const TensorList& in) { return m->stca_block(block, in[0], 1, vis); },
+                         {rand_normal({2, 17, 32}, 11, 0, 0, 1).to(DType::F64)}, "stca block");
+
+  // The loss: CE on the frame-prompt score over every prompt (+ λ·L_KD), training masks.
+  std::vector<int64_t> tk(2 * 3 * 10, 0);
+  for (int64_t r = 0; r < 6; ++r) tk[r * 10] = 16, tk[r * 10 + 1] = 2 + r, tk[r * 10 + 2] = 17;
+  Tensor tokens = Tensor::from_vector(tk, {2, 3, 10});  // M = 2 prompts, K = 3 classes
+  Tensor labels = Tensor::from_vector(std::vector<int64_t>{2, 0}, {2});
+  for (const char* kd : {"2", "0"}) {
+    CAPTURE(kd);
+    auto net = micro_stdd({{"num_frames", "2"}, {"kd_weight", kd}});
+    net->to(DType::F64);
+    net->train();
+    Tensor video = random_video(2, 2, 13).to(DType::F64).set_requires_grad(true);
+    auto loss = [&] { return net->training_loss(video, tokens, labels, 5).loss; };
+    net->zero_grad();
+    loss().backward();
+    std::vector<std::pair<std::string, Tensor>> wrt;
+    for (const auto& [name, t] : net->named_parameters())
+      if (t.requires_grad()) wrt.emplace_back(name, t);  // not the frozen teacher, nor τ
+    // The teacher's features are a target: by design no gradient reaches the video through
+    // them, so the video is checked without distillation.
+    if (std::string(kd) == "0") wrt.emplace_back("video", video);
+    CHECK(vc::testing::gradcheck_elements(loss, wrt) > 60);
+  }
 }
