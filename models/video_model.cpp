@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
+#include <cstdlib>
 #include <sstream>
 
 #include "engine/engine.h"
@@ -89,9 +90,13 @@ void OptionReader::finish() const {
 }
 
 std::string format_number(double x) {
-  std::ostringstream s;
-  s << std::setprecision(17) << x;
-  return s.str();
+  // The shortest of 15 or 17 significant digits that reads back to x (0.1, not 0.10000000000000001).
+  for (int digits : {15, 17}) {
+    std::ostringstream s;
+    s << std::setprecision(digits) << x;
+    if (digits == 17 || std::strtod(s.str().c_str(), nullptr) == x) return s.str();
+  }
+  return {};
 }
 
 namespace {

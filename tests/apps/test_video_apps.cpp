@@ -17,6 +17,8 @@
 #include "apps/common/metrics.h"
 #include "apps/common/run_log.h"
 #include "apps/common/video_run.h"
+#include "models/clip/weights.h"
+#include "models/registry.h"
 #include "nn/safetensors.h"
 #include "tests/apps/run_verbclip.h"
 
@@ -108,6 +110,22 @@ Fixture& fixture() {
 ScoreMatrix matrix(int64_t rows, int64_t classes, std::vector<double> v) { return {rows, classes, std::move(v)}; }
 
 }  // namespace
+
+TEST_CASE("video-apps: every shipped config loads and its model options parse") {
+  int checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(VERBCLIP_SOURCE_DIR) + "/models/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    CAPTURE(entry.path().string());
+    verbclip::Config cfg = verbclip::video_config_defaults();
+    cfg.load_yaml_file(entry.path().string());
+    const std::string name = cfg.str("MODEL.NAME");
+    vc::models::KeyValues kv = verbclip::model_options(cfg, name);
+    // The options are checked against the tiny preset (building ViT-B/16 here would only be slow).
+    CHECK_NOTHROW(vc::models::create_model(name, vc::clip::ClipConfig::preset("tiny"), kv));
+    ++checked;
+  }
+  CHECK(checked >= 6);
+}
 
 TEST_CASE("video-apps: metric arithmetic on fixed scores") {
   // Multi-view: two videos x two views, probabilities summed per video.
