@@ -21,6 +21,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "apps/commands.h"
@@ -225,6 +226,9 @@ int cmd_train(int argc, char** argv) {
   const int64_t first_step = state.step;
   double window_loss = 0;
   int64_t window_n = 0, window_hit = 0, window_items = 0;
+  // The model's own per-batch figures (LossOutput::metrics, e.g. STDD's kd_cosine): means over
+  // the print window (JSON) and over the epoch (the epoch line).
+  std::map<std::string, std::pair<double, int64_t>> window_metrics, epoch_metrics;
   auto t0 = std::chrono::steady_clock::now();
   bool stopped = false;
   std::set<int64_t> epochs_written;  // by this invocation (the others come from before --resume)
@@ -246,6 +250,8 @@ int cmd_train(int argc, char** argv) {
         const double loss = res.loss.item();
         VC_CHECK(std::isfinite(loss), "train: the loss is ", loss, " at step ", state.step, " (try a lower TRAIN.LR)");
         step_loss += loss * loss_scale;
+        for (const auto& [name, v] : res.metrics)
+          for (auto* acc : {&window_metrics, &epoch_metrics}) (*acc)[name].first += v, ++(*acc)[name].second;
         const auto pred = vc::argmax(vc::mean(res.logits.detach(), {1}), 1).to_vector<int64_t>();
         const auto y = batch.labels.to_vector<int64_t>();
         for (size_t i = 0; i < y.size(); ++i) window_hit += pred[i] == y[i];
@@ -270,8 +276,10 @@ int cmd_train(int argc, char** argv) {
         j["batch_top1"] = 100.0 * double(window_hit) / double(std::max<int64_t>(1, window_items));
         j["lr"] = opt.lr();
         j["clips_per_s"] = progress.items_per_second();
+        for (const auto& [name, acc] : window_metrics) j[name] = acc.first / double(acc.second);
         log.record(j);
         window_loss = 0, window_n = 0, window_hit = 0, window_items = 0;
+        window_metrics.clear();
       }
       const bool epoch_end = state.step % steps_per_epoch == 0 || state.step == total;
       if (epoch_end) {
@@ -279,7 +287,13 @@ int cmd_train(int argc, char** argv) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         log.info("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + " done at step " +
                  std::to_string(state.step) + " (" + Progress::format_duration(secs) + " so far, " +
-                 format_number("%.1f", progress.items_per_second()) + " clips/s)");
+                 format_number("%.1f", progress.items_per_second()) + " clips/s)" + [&] {
+                   std::string m;
+                   for (const auto& [name, acc] : epoch_metrics)
+                     m += "  " + name + " " + format_number("%.4f", acc.first / double(acc.second));
+                   epoch_metrics.clear();
+                   return m;
+                 }());
         const bool last = state.step == total;
         if (!val_list.empty() && ((eval_every > 0 && (epoch + 1) % eval_every == 0) || last)) {
           model.eval();

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # verbclip's main job on the built-in dataset, end to end:
 #   install the dependencies, build `verbclip`, generate Fashion-Motion, pretrain the tiny CLIP
-#   on its single-frame captions, train the baseline (frame-wise CLIP + mean pooling) and CLAVER
-#   (KMT blocks + interpretive prompts) from that CLIP, evaluate both on the test list, and
-#   print the side-by-side table (overall top-1, families A/B/C/D, within-pair accuracy of C).
-# Sized for about 15 minutes on 2 cores (see the sizes below); --smoke runs every stage in a
+#   on its single-frame captions, train the baseline (frame-wise CLIP + mean pooling), CLAVER
+#   (KMT blocks + interpretive prompts) and STDD (space-time cross attention + ASKG prompts)
+#   from that CLIP, evaluate them on the test list (and its noun zero-shot after fine-tuning),
+#   print the side-by-side table (overall top-1, families A/B/C/D, within-pair accuracy of C),
+#   then the same with every clip's frames reversed (the reversal flip of family C).
+# Sized for about 30 minutes on 2 cores (see the sizes below); --smoke runs every stage in a
 # few minutes on a much smaller dataset. Everything is seeded: two runs print the same table.
 # Usage: bash scripts/main.sh [--smoke] [--out DIR] [--seed N] [--epochs N] [--captions N]   (default DIR: runs/main)
-#   --epochs N: video training epochs for both models (default 12; CLAVER's within-pair accuracy
+#   --epochs N: video training epochs for every model (default 12; CLAVER's within-pair accuracy
 #   on family C measured 71.5% at 8, 90.0% at 12, 91.0% in a 16-epoch run — issue 8's note)
 #   --captions N: caption images for the tiny CLIP (default 8000; issue 12's note measured 60000)
 # VERBCLIP_BUILD_DIR picks the build folder (default: build).
@@ -39,8 +41,8 @@ if [ "$SMOKE" = 1 ]; then
   CLIP_STEPS=40; VIDEO_EPOCHS=1; BATCH=16
 else
   # Measured on 2 cores: CLIP pretraining ~700 pairs/s, baseline ~90 clips/s, CLAVER ~60
-  # clips/s (2-3x slower when the machine is loaded): pretraining ~2.5 min, baseline ~4 min,
-  # CLAVER ~6 min, evaluation ~1 min, plus the build. CLAVER needs the 12 epochs to reach 90%
+  # clips/s, STDD ~45 clips/s (2-3x slower when the machine is loaded): pretraining ~3 min,
+  # baseline ~4 min, CLAVER ~6 min, STDD ~8 min, evaluation ~3 min, plus the build. CLAVER needs the 12 epochs to reach 90%
   # within-pair accuracy on family C (71.5% at 8; issue 8's note has the curve).
   TRAIN_PER_CLASS=100; VAL_PER_CLASS=10; TEST_PER_CLASS=40; CAPTIONS=8000
   CLIP_STEPS=800; VIDEO_EPOCHS=12; BATCH=32
@@ -80,7 +82,7 @@ rm -rf "$OUT/clip"
 $VC pretrain-clip --data "$DATA" --out "$OUT/clip" --steps "$CLIP_STEPS" --seed "$SEED" \
   --zero-shot-images 1000 --quiet
 
-for MODEL in baseline claver; do
+for MODEL in baseline claver stdd; do
   stage "train $MODEL from the tiny CLIP ($VIDEO_EPOCHS epochs) -> $OUT/$MODEL"
   rm -rf "${OUT:?}/$MODEL"
   $VC train --config "models/configs/fm_tiny_$MODEL.yaml" --output "$OUT/$MODEL" --opts PRINT_FREQ 20 \
@@ -88,12 +90,15 @@ for MODEL in baseline claver; do
     TRAIN.EPOCHS "$VIDEO_EPOCHS" TRAIN.BATCH_SIZE "$BATCH"
 done
 
-stage "evaluate both on the test list"
-$VC eval --weights "$OUT/baseline/checkpoint_best.safetensors" --weights "$OUT/claver/checkpoint_best.safetensors" \
-  --output "$OUT/eval" --quiet | tee "$OUT/table.txt"
+stage "evaluate the three on the test list"
+WEIGHTS=()
+for MODEL in baseline claver stdd; do WEIGHTS+=(--weights "$OUT/$MODEL/checkpoint_best.safetensors"); done
+$VC eval "${WEIGHTS[@]}" --output "$OUT/eval" --noun-zero-shot 1000 --quiet | tee "$OUT/table.txt"
+stage "the same clips with their frames reversed (family C should flip to its pair)"
+$VC eval "${WEIGHTS[@]}" --output "$OUT/eval_reversed" --reverse-frames --no-pictures --quiet | tee "$OUT/table_reversed.txt"
 
 stage "done in $(( $(date +%s) - START ))s"
-echo "table:    $OUT/table.txt (json: $OUT/eval/eval_supervised.json)"
-echo "pictures: $OUT/eval/confusion_supervised_{baseline,claver}.svg, $OUT/eval/attention_{baseline,claver}.png,"
-echo "          $OUT/{baseline,claver}/{loss,accuracy}.svg, $OUT/clip/{loss,accuracy}.svg"
-echo "logs:     $OUT/{clip,baseline,claver}/log.txt (and log.jsonl)"
+echo "table:    $OUT/table.txt (json: $OUT/eval/eval_supervised.json), reversed: $OUT/table_reversed.txt"
+echo "pictures: $OUT/eval/confusion_supervised_{baseline,claver,stdd}.svg, $OUT/eval/attention_{baseline,claver,stdd}.png,"
+echo "          $OUT/{baseline,claver,stdd}/{loss,accuracy}.svg, $OUT/clip/{loss,accuracy}.svg"
+echo "logs:     $OUT/{clip,baseline,claver,stdd}/log.txt (and log.jsonl)"
