@@ -264,6 +264,50 @@ TEST_CASE("video-apps: train, eval and predict end to end") {
   CHECK(fs::exists(fx.dir / "att.png"));
 }
 
+TEST_CASE("video-apps: STDD trains, evaluates under all four protocols, reverses frames and predicts") {
+  Fixture& fx = fixture();
+  REQUIRE(fx.ok);
+  const std::string out = (fx.dir / "stdd").string();
+  RunResult t = run_vc(fx.train_args("stdd", out));
+  CAPTURE(t.output);
+  REQUIRE(t.code == 0);
+  // The distillation's cosine to the frozen CLIP is logged with the loss.
+  std::ifstream lj(out + "/log.jsonl");
+  bool logged_kd = false;
+  for (std::string line; std::getline(lj, line);)
+    if (line.find("\"event\":\"train\"") != std::string::npos && line.find("\"kd_cosine\"") != std::string::npos) logged_kd = true;
+  CHECK(logged_kd);
+  const std::string w = out + "/checkpoint_best.safetensors";
+  for (const char* protocol : {"supervised", "fewshot", "b2n", "zeroshot"}) {
+    CAPTURE(protocol);
+    std::vector<std::string> args = {"eval", "--weights", w, "--protocol", protocol, "--no-pictures", "--quiet"};
+    if (std::string(protocol) == "zeroshot")
+      args.insert(args.end(), {"--opts", "DATA.ZS_TEST_FILES", "test.txt", "DATA.ZS_TEST_LABELS", "labels.csv"});
+    RunResult e = run_vc(args);
+    CAPTURE(e.output);
+    CHECK(e.code == 0);
+    CHECK(fs::exists(out + "/eval_" + protocol + ".json"));
+  }
+  RunResult r = run_vc({"eval", "--weights", w, "--reverse-frames", "--noun-zero-shot", "20", "--no-pictures",
+                        "--quiet", "--output", out + "/reversed"});
+  CAPTURE(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("rev-flip C") != std::string::npos);
+  CHECK(r.output.find("noun zero-shot") != std::string::npos);
+  std::ifstream rj(out + "/reversed/eval_supervised.json");
+  nlohmann::json rev = nlohmann::json::parse(rj);
+  CHECK(rev["runs"][0]["test"].contains("reversal_flip"));
+  CHECK(rev["runs"][0]["noun_zero_shot"]["images"] == 20);
+
+  const std::string labels = (fx.dir / "stdd_labels.txt").string();
+  std::ofstream(labels) << "moving left\nmoving right\n";
+  std::string video_dir = fs::directory_iterator(fx.data + "/rawframes")->path().string();
+  RunResult p = run_vc({"predict", "--weights", w, "--labels", labels, "--frames", video_dir, "--json"});
+  CAPTURE(p.output);
+  REQUIRE(p.code == 0);
+  CHECK(nlohmann::json::parse(p.output)["top"].size() == 2);
+}
+
 TEST_CASE("video-apps: --resume continues bitwise (4 steps == 2 + resume + 2)") {
   Fixture& fx = fixture();
   REQUIRE(fx.ok);
