@@ -7,6 +7,7 @@
 #include "models/registry.h"
 #include "nn/nn.h"
 #include "tests/common/testing.h"
+#include "tests/models/micro_clip.h"
 
 using namespace vc;
 using namespace vc::models;
@@ -18,16 +19,7 @@ const char* kVocab =
     "<pad>\n<unk>\na\nvideo\nof\nmoving\nleft\nright\nup\ndown\nthe\nitem\nslides\nrises\n.\n,\n"
     "<|startoftext|>\n<|endoftext|>\n";
 
-clip::ClipConfig micro_config() {
-  clip::ClipConfig c;
-  c.name = "micro";
-  c.embed_dim = 16;
-  c.image_size = 8, c.patch_size = 4;
-  c.vision_width = 32, c.vision_layers = 2, c.vision_heads = 2;
-  c.context_length = 10, c.vocab_size = 18;
-  c.text_width = 32, c.text_layers = 1, c.text_heads = 2;
-  return c;
-}
+clip::ClipConfig micro_config() { return vc::testing::micro_clip_config(8, 2); }
 
 std::shared_ptr<BaselineModel> micro_baseline(const KeyValues& kv = {}, uint64_t seed = 1) {
   auto m = std::make_shared<BaselineModel>(micro_config(), BaselineOptions::parse(kv));

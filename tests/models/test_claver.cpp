@@ -11,6 +11,7 @@
 #include "models/registry.h"
 #include "nn/nn.h"
 #include "tests/common/testing.h"
+#include "tests/models/micro_clip.h"
 
 using namespace vc;
 using namespace vc::models;
@@ -24,16 +25,7 @@ const char* kVocab =
 
 // Image 8, patch 4 (L = 5 tokens), width 32, 2 heads, 3 vision blocks (so L_K = 1), a one-block
 // text tower with context 10.
-clip::ClipConfig micro_config() {
-  clip::ClipConfig c;
-  c.name = "micro";
-  c.embed_dim = 16;
-  c.image_size = 8, c.patch_size = 4;
-  c.vision_width = 32, c.vision_layers = 3, c.vision_heads = 2;
-  c.context_length = 10, c.vocab_size = 18;
-  c.text_width = 32, c.text_layers = 1, c.text_heads = 2;
-  return c;
-}
+clip::ClipConfig micro_config() { return vc::testing::micro_clip_config(8, 3); }
 
 std::shared_ptr<ClaverModel> micro_claver(const KeyValues& kv, uint64_t seed = 1) {
   KeyValues o = kv;

@@ -8,6 +8,7 @@
 #include "models/stdd.h"
 #include "nn/nn.h"
 #include "tests/common/testing.h"
+#include "tests/models/micro_clip.h"
 
 using namespace vc;
 using namespace vc::models;
@@ -16,16 +17,7 @@ using vc::testing::max_abs_diff;
 namespace {
 
 // Image 16, patch 4: G = 4 (four 2x2 windows, L = 17), width 32 (d0 = 8 at channel_fold 4).
-clip::ClipConfig micro_config() {
-  clip::ClipConfig c;
-  c.name = "micro";
-  c.embed_dim = 16;
-  c.image_size = 16, c.patch_size = 4;
-  c.vision_width = 32, c.vision_layers = 2, c.vision_heads = 2;
-  c.context_length = 10, c.vocab_size = 18;
-  c.text_width = 32, c.text_layers = 1, c.text_heads = 2;
-  return c;
-}
+clip::ClipConfig micro_config() { return vc::testing::micro_clip_config(16, 2); }
 
 std::shared_ptr<StddModel> micro_stdd(KeyValues kv, uint64_t seed = 1) {
   if (!kv.count("num_frames")) kv["num_frames"] = "4";
@@ -34,6 +26,13 @@ std::shared_ptr<StddModel> micro_stdd(KeyValues kv, uint64_t seed = 1) {
   Generator gen{seed, 0};
   m->init_random(gen);
   return m;
+}
+
+// M = 2 prompts x K = 3 classes, each row: start token, one word, end token (highest id), padding.
+Tensor micro_prompt_tokens() {
+  std::vector<int64_t> tk(2 * 3 * 10, 0);
+  for (int64_t r = 0; r < 6; ++r) tk[r * 10] = 16, tk[r * 10 + 1] = 2 + r, tk[r * 10 + 2] = 17;
+  return Tensor::from_vector(tk, {2, 3, 10});
 }
 
 Tensor random_video(int64_t B, int64_t T, uint64_t seed) { return rand_normal({B, T, 3, 16, 16}, seed, 3, 0, 1); }
@@ -145,10 +144,7 @@ TEST_CASE("stdd: a few training steps lower the loss; the same seed gives the sa
     auto m = micro_stdd({}, seed);
     m->train();
     Tensor video = random_video(4, 4, 21);
-    // Each row: start token, one word, end token (highest id), padding.
-    std::vector<int64_t> tk(2 * 3 * 10, 0);
-    for (int64_t r = 0; r < 6; ++r) tk[r * 10] = 16, tk[r * 10 + 1] = 2 + r, tk[r * 10 + 2] = 17;
-    Tensor tokens = Tensor::from_vector(tk, {2, 3, 10});
+    Tensor tokens = micro_prompt_tokens();
     Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 0}, {4});
     nn::AdamWOptions o;
     o.lr = 3e-3;
@@ -231,9 +227,7 @@ TEST_CASE("stdd: float64 gradient check of a micro STCA block and of the trainin
                          {rand_normal({2, 17, 32}, 11, 0, 0, 1).to(DType::F64)}, "stca block");
 
   // The loss: CE on the frame-prompt score over every prompt (+ λ·L_KD), training masks.
-  std::vector<int64_t> tk(2 * 3 * 10, 0);
-  for (int64_t r = 0; r < 6; ++r) tk[r * 10] = 16, tk[r * 10 + 1] = 2 + r, tk[r * 10 + 2] = 17;
-  Tensor tokens = Tensor::from_vector(tk, {2, 3, 10});  // M = 2 prompts, K = 3 classes
+  Tensor tokens = micro_prompt_tokens();
   Tensor labels = Tensor::from_vector(std::vector<int64_t>{2, 0}, {2});
   for (const char* kd : {"2", "0"}) {
     CAPTURE(kd);
