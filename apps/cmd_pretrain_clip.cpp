@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -82,6 +83,8 @@ Config pretrain_defaults() {
             "hard negatives: per image, this many captions with the noun swapped, as extra image->text negatives");
   c.declare("TRAIN.POSTURE_NEGATIVES", "0",
             "hard negatives: per image, this many (at most 2) captions with the posture swapped");
+  c.declare("TRAIN.MULTI_POSITIVE", "0",
+            "1: captions with the same text in a batch are each other's positives; 0: CLIP's InfoNCE (they are negatives)");
   c.declare("TRAIN.UPRIGHT_FIRST", "0.5",
             "curriculum: this fraction of the steps draws only captions \"standing upright\" (shape before rotation)");
   c.declare("TRAIN.CAPTION_RAMP", "0",
@@ -161,21 +164,39 @@ std::vector<std::string> batch_captions(const std::vector<std::string>& captions
 
 struct BatchResult {
   Tensor loss;
-  int64_t correct = 0;  // image -> text top-1 within the batch
+  int64_t correct = 0;     // image -> text top-1 within the batch (a caption equal to the own one counts)
+  int64_t duplicates = 0;  // captions whose text another caption of the batch repeats
 };
+
+// Ids of the B batch captions' texts: equal strings share an id.
+std::vector<int64_t> caption_groups(const std::vector<std::string>& captions, int64_t B) {
+  std::map<std::string, int64_t> ids;
+  std::vector<int64_t> group;
+  for (int64_t i = 0; i < B; ++i) group.push_back(ids.emplace(captions[size_t(i)], int64_t(ids.size())).first->second);
+  return group;
+}
 
 // tokens: the B captions of the images, then any extra negative captions (text only). The
 // image->text direction scores each image against all of them; text->image uses the B.
-BatchResult contrastive_loss(const clip::CLIP& model, const Tensor& images, const Tensor& tokens) {
+// multi_positive: captions with the same text are each other's positives
+// (clip::multi_positive_clip_loss); else CLIP's InfoNCE, which treats them as negatives.
+BatchResult contrastive_loss(const clip::CLIP& model, const Tensor& images, const Tensor& tokens,
+                             const std::vector<std::string>& captions, bool multi_positive) {
   Tensor logits = model.logits(model.encode_image(images), model.encode_text(tokens));  // [B, B + negatives]
   const int64_t B = logits.size(0);
-  Tensor labels = Tensor::arange(B);
-  Tensor loss = vc::mul(vc::add(vc::cross_entropy(logits, labels),
-                                vc::cross_entropy(logits.narrow(1, 0, B).transpose(0, 1).contiguous(), labels)),
-                        0.5);
-  BatchResult r{loss, 0};
+  const std::vector<int64_t> text_group = caption_groups(captions, B);
+  std::vector<int64_t> group = text_group;
+  if (!multi_positive)
+    for (int64_t i = 0; i < B; ++i) group[size_t(i)] = i;
+  BatchResult r{clip::multi_positive_clip_loss(logits, group), 0, 0};
   std::vector<int64_t> pred = vc::argmax(logits.detach(), 1).to_vector<int64_t>();
-  for (int64_t i = 0; i < B; ++i) r.correct += pred[size_t(i)] == i;
+  std::map<int64_t, int64_t> count;
+  for (int64_t g : text_group) ++count[g];
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t p = pred[size_t(i)];
+    r.correct += p < B && text_group[size_t(p)] == text_group[size_t(i)];
+    r.duplicates += count[text_group[size_t(i)]] > 1;
+  }
   return r;
 }
 
@@ -247,7 +268,8 @@ struct ValResult {
   double loss = 0, accuracy = 0;
 };
 
-ValResult validate(const clip::CLIP& model, const Split& val, int64_t batch, int64_t size, int64_t context) {
+ValResult validate(const clip::CLIP& model, const Split& val, int64_t batch, int64_t size, int64_t context,
+                   bool multi_positive) {
   vc::NoGradGuard no_grad;
   double loss_sum = 0;
   int64_t correct = 0, n = val.set.size(), batches = 0;
@@ -256,7 +278,10 @@ ValResult validate(const clip::CLIP& model, const Split& val, int64_t batch, int
     std::vector<const vc::data::Image*> imgs;
     for (int64_t i = start; i < std::min(n, start + batch); ++i) idx.push_back(i), imgs.push_back(&val.set.images[size_t(i)]);
     if (idx.size() < 2) break;  // a one-pair batch has no negatives
-    BatchResult r = contrastive_loss(model, image_batch(imgs, size), token_rows(val.tokens, context, idx));
+    std::vector<std::string> texts;
+    for (int64_t i : idx) texts.push_back(val.set.captions[size_t(i)]);
+    BatchResult r = contrastive_loss(model, image_batch(imgs, size), token_rows(val.tokens, context, idx), texts,
+                                     multi_positive);
     loss_sum += r.loss.item();
     correct += r.correct;
     ++batches;
@@ -387,6 +412,7 @@ int cmd_pretrain_clip(int argc, char** argv) {
   VC_CHECK(noun_swaps >= 0 && noun_swaps <= 9, "TRAIN.NOUN_NEGATIVES = ", noun_swaps, " must be in [0, 9] (10 nouns)");
   VC_CHECK(posture_swaps >= 0 && posture_swaps <= 2, "TRAIN.POSTURE_NEGATIVES = ", posture_swaps,
            " must be in [0, 2] (3 postures)");
+  const bool multi_positive = cfg.boolean("TRAIN.MULTI_POSITIVE");
   const double ramp = cfg.number("TRAIN.CAPTION_RAMP");
   VC_CHECK(ramp >= 0 && ramp <= 1, "TRAIN.CAPTION_RAMP is a fraction of the steps (0..1)");
   const int64_t ramp_steps = int64_t(std::llround(ramp * double(total)));
@@ -490,7 +516,7 @@ int cmd_pretrain_clip(int argc, char** argv) {
   std::vector<int64_t> order;
   int64_t order_epoch = -1;
   double loss_window = 0;
-  int64_t window_n = 0, window_correct = 0;
+  int64_t window_n = 0, window_correct = 0, window_duplicates = 0;
   auto t0 = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
   std::vector<int64_t> upright_order;
@@ -520,11 +546,14 @@ int cmd_pretrain_clip(int argc, char** argv) {
     opt.zero_grad();
     const double strength =
         ramp_steps > 0 ? std::min(1.0, double(state.step) / double(ramp_steps)) : 1.0;  // the dropping ramps in
-    Tensor tokens = augment ? clip::trim_padding(tok->tokenize(
-                                  batch_captions(train.set.captions, parts, aug, seed, epoch, idx, strength, noun_swaps, posture_swaps),
-                                  context, false))
-                            : token_rows(train.tokens, context, idx);
-    BatchResult res = contrastive_loss(model, image_batch(imgs, size, top, left), tokens);
+    std::vector<std::string> texts;
+    if (augment) {
+      texts = batch_captions(train.set.captions, parts, aug, seed, epoch, idx, strength, noun_swaps, posture_swaps);
+    } else {
+      for (int64_t i : idx) texts.push_back(train.set.captions[size_t(i)]);
+    }
+    Tensor tokens = augment ? clip::trim_padding(tok->tokenize(texts, context, false)) : token_rows(train.tokens, context, idx);
+    BatchResult res = contrastive_loss(model, image_batch(imgs, size, top, left), tokens, texts, multi_positive);
     res.loss.backward();
     if (clip_grad > 0) nn::clip_grad_norm(params, clip_grad);
     opt.step();
@@ -537,7 +566,7 @@ int cmd_pretrain_clip(int argc, char** argv) {
              " (try a lower --lr)");
     ++state.step;
     state.epoch = state.step / steps_per_epoch;
-    loss_window += loss, ++window_n, window_correct += res.correct;
+    loss_window += loss, ++window_n, window_correct += res.correct, window_duplicates += res.duplicates;
 
     ProgressInfo p;
     p.epoch = epoch + 1, p.epochs = epochs, p.step = state.step, p.steps = total, p.loss = loss, p.lr = opt.lr();
@@ -549,17 +578,18 @@ int cmd_pretrain_clip(int argc, char** argv) {
       j["epoch"] = epoch + 1;
       j["loss"] = loss_window / double(window_n);
       j["batch_accuracy"] = 100.0 * double(window_correct) / double(window_n * B);
+      j["duplicate_captions"] = 100.0 * double(window_duplicates) / double(window_n * B);  // % of the batch
       j["lr"] = opt.lr();
       j["logit_scale"] = std::exp(model.logit_scale.item());
       j["items_per_s"] = progress.items_per_second();
       log.record(j);
-      loss_window = 0, window_n = 0, window_correct = 0;
+      loss_window = 0, window_n = 0, window_correct = 0, window_duplicates = 0;
     }
     const bool epoch_end = state.step % steps_per_epoch == 0 || state.step == total;
     if (epoch_end) {
       progress.finish();
       model.eval();
-      ValResult v = validate(model, val, B, size, context);
+      ValResult v = validate(model, val, B, size, context, multi_positive);
       model.train();
       nlohmann::ordered_json j;
       j["event"] = "val";

@@ -15,7 +15,8 @@
 // zero-shot accuracy stays below these figures at the same number of steps.
 //
 // Usage: bench_vision_learning [--steps 300] [--lr 1e-3] [--batch 128] [--test 1000]
-//                              [--patch 4] [--width 64] [--layers 3]   (the tiny preset's)
+//                              [--patch 4] [--width 64] [--layers 3] [--heads 1]   (the tiny preset's)
+//                              [--schedule constant|cosine]   (cosine: 10% warmup, then to lr / 50)
 //                              [--variants centred,placed,postures,captions,curriculum] [--out FILE]
 // Prints JSON (and writes it to --out): per variant, the accuracy, the last training loss and
 // the seconds taken.
@@ -77,7 +78,7 @@ vc::data::Image render(const fm::Mnist& src, fm::Split split, int64_t i, const V
 }
 
 nlohmann::ordered_json run(const Variant& v, const fm::Mnist& train, const fm::Mnist& test, int64_t steps, double lr,
-                           int64_t B, int64_t n_test, const clip::ClipConfig& mc) {
+                           bool cosine, int64_t B, int64_t n_test, const clip::ClipConfig& mc) {
   auto t0 = std::chrono::steady_clock::now();
   clip::CLIP model(mc);
   nn::TrainingState st;
@@ -92,8 +93,12 @@ nlohmann::ordered_json run(const Variant& v, const fm::Mnist& train, const fm::M
   nn::AdamWOptions ao;
   ao.lr = lr, ao.beta2 = 0.98, ao.eps = 1e-6;  // pretrain-clip's AdamW
   nn::AdamW opt({group}, ao);
+  nn::CosineScheduleOptions so;  // pretrain-clip's schedule shape: warmup, then cosine to lr / 50
+  so.base_lr = lr, so.min_lr = lr / 50, so.warmup_steps = std::min<int64_t>(50, steps / 10), so.total_steps = steps;
+  const nn::CosineSchedule sched(so);
   double loss = NAN;
   for (int64_t s = 0; s < steps; ++s) {
+    if (cosine) sched.apply(opt, s);
     vc::data::SampleRng rng(1, uint64_t(s), 0, vc::data::RngPurpose::Shuffle, 0);
     std::vector<vc::data::Image> images;
     std::vector<int64_t> labels, top, left;
@@ -142,6 +147,7 @@ int main(int argc, char** argv) {
     int64_t steps = 300, B = 128, n_test = 1000;
     clip::ClipConfig mc = clip::ClipConfig::preset("tiny");
     double lr = 1e-3;
+    bool cosine = false;
     std::string variants = "centred,placed,postures,captions", out;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -149,6 +155,10 @@ int main(int argc, char** argv) {
       std::string val = argv[++i];
       if (a == "--steps") steps = std::stoll(val);
       else if (a == "--lr") lr = std::stod(val);
+      else if (a == "--schedule") {
+        VC_CHECK(val == "cosine" || val == "constant", "bench_vision_learning: --schedule is cosine or constant, got '", val, "'");
+        cosine = val == "cosine";
+      }
       else if (a == "--batch") B = std::stoll(val);
       else if (a == "--test") n_test = std::stoll(val);
       else if (a == "--variants") variants = val;
@@ -156,7 +166,8 @@ int main(int argc, char** argv) {
       else if (a == "--patch") mc.patch_size = std::stoll(val);
       else if (a == "--width") mc.vision_width = std::stoll(val), mc.vision_heads = mc.vision_width / 64;
       else if (a == "--layers") mc.vision_layers = std::stoll(val);
-      else vc::fail("bench_vision_learning: unknown option '", a, "' (--steps --lr --batch --test --variants --out --patch --width --layers)");
+      else if (a == "--heads") mc.vision_heads = std::stoll(val);
+      else vc::fail("bench_vision_learning: unknown option '", a, "' (--steps --lr --schedule --batch --test --variants --out --patch --width --layers --heads)");
     }
     VC_CHECK(steps > 0 && B > 0 && n_test > 0 && n_test <= 10000, "bench_vision_learning: bad --steps/--batch/--test");
     VC_CHECK(mc.patch_size > 0 && 32 % mc.patch_size == 0 && mc.vision_width > 0 && mc.vision_width % 64 == 0 &&
@@ -168,7 +179,7 @@ int main(int argc, char** argv) {
     j["benchmark"] = "vision_learning";
     j["model"] = "tiny CLIP vision tower + linear noun head, supervised";
     j["patch"] = mc.patch_size, j["width"] = mc.vision_width, j["layers"] = mc.vision_layers;
-    j["steps"] = steps, j["batch"] = B, j["lr"] = lr, j["test_items"] = n_test, j["threads"] = vc::num_threads();
+    j["steps"] = steps, j["batch"] = B, j["lr"] = lr, j["schedule"] = cosine ? "cosine" : "constant", j["test_items"] = n_test, j["threads"] = vc::num_threads();
     std::stringstream list(variants);
     for (std::string name; std::getline(list, name, ',');) {
       Variant v{name};
@@ -179,7 +190,7 @@ int main(int argc, char** argv) {
       else if (name == "curriculum") v.placed = v.postures = v.curriculum = true;
       else vc::fail("bench_vision_learning: unknown variant '", name,
                     "' (centred, placed, postures, captions, curriculum)");
-      j["results"].push_back(run(v, train, test, steps, lr, B, n_test, mc));
+      j["results"].push_back(run(v, train, test, steps, lr, cosine, B, n_test, mc));
       std::cerr << j["results"].back().dump() << "\n";
     }
     std::cout << j.dump(2) << "\n";

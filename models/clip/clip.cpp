@@ -127,6 +127,27 @@ Tensor trim_padding(const Tensor& tokens) {
   return used == L ? tokens : tokens.narrow(1, 0, used).contiguous();
 }
 
+Tensor multi_positive_clip_loss(const Tensor& logits, const std::vector<int64_t>& group) {
+  const int64_t B = int64_t(group.size());
+  VC_CHECK(logits.dim() == 2 && B >= 1 && logits.size(0) == B && logits.size(1) >= B,
+           "multi_positive_clip_loss: expected logits [B, B + extra] with B = ", B, " captions, got ",
+           logits.shape());
+  const int64_t C = logits.size(1);
+  std::vector<double> target(size_t(B * C), 0.0);
+  for (int64_t i = 0; i < B; ++i) {
+    int64_t n = 0;
+    for (int64_t j = 0; j < B; ++j) n += group[size_t(j)] == group[size_t(i)];
+    for (int64_t j = 0; j < B; ++j)
+      if (group[size_t(j)] == group[size_t(i)]) target[size_t(i * C + j)] = 1.0 / double(n);
+  }
+  Tensor to_text = Tensor::from_vector(target, {B, C}).to(logits.dtype());
+  // Equality is symmetric, so text->image row i has the same targets over the B images.
+  Tensor to_image = to_text.narrow(1, 0, B).contiguous();
+  Tensor image_to_text = cross_entropy(logits, to_text);
+  Tensor text_to_image = cross_entropy(logits.narrow(1, 0, B).transpose(0, 1).contiguous(), to_image);
+  return mul(add(image_to_text, text_to_image), 0.5);
+}
+
 Tensor CLIP::scale() const { return clamp(exp(logit_scale), 0.0, 100.0); }
 
 Tensor CLIP::logits(const Tensor& image_features, const Tensor& text_features) const {

@@ -71,6 +71,15 @@ class CLIP : public nn::Module {
 // is padding): encode_text gives the same features, faster for short captions.
 Tensor trim_padding(const Tensor& tokens);
 
+// CLIP's symmetric contrastive loss with repeated captions counted as positives. logits
+// [B, B + extra]: image i against the batch's B captions, then `extra` caption-only negatives;
+// group[i] names caption i's text (equal ids = the same string). Image->text row i puts
+// target 1/n_i on every caption j with group[j] == group[i] (n_i of them, i itself included);
+// text->image row i does the same over the B images. The loss is the mean of the two soft
+// cross-entropies. With all groups distinct it is exactly CLIP's InfoNCE with targets arange(B);
+// with duplicates, InfoNCE would push each image away from a text equal to its own.
+Tensor multi_positive_clip_loss(const Tensor& logits, const std::vector<int64_t>& group);
+
 // OpenAI's initialisation of a whole CLIP (initialize_parameters in model.py), seeded.
 void init_clip(CLIP& model, Generator& gen);
 
