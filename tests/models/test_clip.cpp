@@ -306,3 +306,57 @@ TEST_CASE("clip model: the vision tower equals a step-by-step computation writte
     CHECK_MESSAGE(std::abs(g2[i] - expected[i]) <= 1e-10 + 1e-9 * std::abs(expected[i]),
                   "feature ", i, ": ", g2[i], " vs ", expected[i]);
 }
+
+TEST_CASE("clip model: multi-positive contrastive loss on a batch with a repeated caption") {
+  // B = 3 captions, the first and the last the same text, and one extra negative caption.
+  const std::vector<double> z = {2.0, -1.0, 0.5, 0.3, 0.1, 1.5, -0.7, 0.9, 1.1, 0.2, 0.4, -2.0};  // [3, 4]
+  const std::vector<int64_t> group = {7, 3, 7};
+  const int64_t B = 3, C = 4;
+  // Reference written here: targets 1/2 on captions {0, 2} for images 0 and 2, 1 on caption 1.
+  auto target = [&](int64_t i, int64_t j) {
+    if (j >= B) return 0.0;
+    if (i == 1 || j == 1) return i == j ? 1.0 : 0.0;
+    return 0.5;
+  };
+  double to_text = 0, to_image = 0;
+  std::vector<double> grad(size_t(B * C), 0.0);
+  for (int64_t i = 0; i < B; ++i) {  // image i over the 4 captions
+    double m = -1e300, s = 0;
+    for (int64_t j = 0; j < C; ++j) m = std::max(m, z[size_t(i * C + j)]);
+    for (int64_t j = 0; j < C; ++j) s += std::exp(z[size_t(i * C + j)] - m);
+    for (int64_t j = 0; j < C; ++j) {
+      const double logp = z[size_t(i * C + j)] - m - std::log(s);
+      to_text -= target(i, j) * logp;
+      grad[size_t(i * C + j)] += 0.5 * (std::exp(logp) - target(i, j)) / double(B);
+    }
+  }
+  for (int64_t j = 0; j < B; ++j) {  // caption j over the 3 images
+    double m = -1e300, s = 0;
+    for (int64_t i = 0; i < B; ++i) m = std::max(m, z[size_t(i * C + j)]);
+    for (int64_t i = 0; i < B; ++i) s += std::exp(z[size_t(i * C + j)] - m);
+    for (int64_t i = 0; i < B; ++i) {
+      const double logp = z[size_t(i * C + j)] - m - std::log(s);
+      to_image -= target(j, i) * logp;
+      grad[size_t(i * C + j)] += 0.5 * (std::exp(logp) - target(j, i)) / double(B);
+    }
+  }
+  const double expected = 0.5 * (to_text / double(B) + to_image / double(B));
+
+  Tensor logits = Tensor::from_vector(z, {B, C});
+  logits.set_requires_grad(true);
+  Tensor loss = multi_positive_clip_loss(logits, group);
+  CHECK(loss.item() == doctest::Approx(expected).epsilon(1e-12));
+  loss.backward();
+  check_close(logits.grad(), Tensor::from_vector(grad, {B, C}), 1e-12, 1e-10, "multi-positive loss gradient");
+  gradcheck([&](const TensorList& in) { return multi_positive_clip_loss(in[0], group); },
+            {Tensor::from_vector(z, {B, C})}, "multi_positive_clip_loss");
+
+  SUBCASE("distinct captions: CLIP's InfoNCE") {
+    Tensor sq = Tensor::from_vector(std::vector<double>(z.begin(), z.begin() + 9), {3, 3});
+    Tensor infonce = mul(add(cross_entropy(sq, Tensor::arange(3)),
+                             cross_entropy(sq.transpose(0, 1).contiguous(), Tensor::arange(3))), 0.5);
+    CHECK(multi_positive_clip_loss(sq, {0, 1, 2}).item() == doctest::Approx(infonce.item()).epsilon(1e-12));
+  }
+  CHECK_THROWS_WITH_AS(multi_positive_clip_loss(Tensor::from_vector(z, {B, C}), {1, 2}),
+                       doctest::Contains("multi_positive_clip_loss"), std::exception);
+}
