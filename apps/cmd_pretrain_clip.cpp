@@ -168,7 +168,8 @@ struct BatchResult {
   int64_t duplicates = 0;  // captions whose text another caption of the batch repeats
 };
 
-// Ids of the B batch captions' texts: equal strings share an id.
+// Ids of the B batch captions' texts, numbered 0, 1, ... in order of first appearance:
+// equal strings share an id.
 std::vector<int64_t> caption_groups(const std::vector<std::string>& captions, int64_t B) {
   std::map<std::string, int64_t> ids;
   std::vector<int64_t> group;
@@ -179,23 +180,23 @@ std::vector<int64_t> caption_groups(const std::vector<std::string>& captions, in
 // tokens: the B captions of the images, then any extra negative captions (text only). The
 // image->text direction scores each image against all of them; text->image uses the B.
 // multi_positive: captions with the same text are each other's positives
-// (clip::multi_positive_clip_loss); else CLIP's InfoNCE, which treats them as negatives.
+// (clip::multi_positive_clip_loss); else every caption is its own group, which is CLIP's
+// InfoNCE (one-hot soft targets: the same bits as hard labels arange(B)).
 BatchResult contrastive_loss(const clip::CLIP& model, const Tensor& images, const Tensor& tokens,
                              const std::vector<std::string>& captions, bool multi_positive) {
   Tensor logits = model.logits(model.encode_image(images), model.encode_text(tokens));  // [B, B + negatives]
   const int64_t B = logits.size(0);
   const std::vector<int64_t> text_group = caption_groups(captions, B);
-  std::vector<int64_t> group = text_group;
-  if (!multi_positive)
-    for (int64_t i = 0; i < B; ++i) group[size_t(i)] = i;
+  std::vector<int64_t> group(size_t(B), 0);
+  for (int64_t i = 0; i < B; ++i) group[size_t(i)] = multi_positive ? text_group[size_t(i)] : i;
   BatchResult r{clip::multi_positive_clip_loss(logits, group), 0, 0};
   std::vector<int64_t> pred = vc::argmax(logits.detach(), 1).to_vector<int64_t>();
-  std::map<int64_t, int64_t> count;
-  for (int64_t g : text_group) ++count[g];
+  std::vector<int64_t> count(size_t(B), 0);  // captions per text id (ids are < B)
+  for (int64_t g : text_group) ++count[size_t(g)];
   for (int64_t i = 0; i < B; ++i) {
-    const int64_t p = pred[size_t(i)];
-    r.correct += p < B && text_group[size_t(p)] == text_group[size_t(i)];
-    r.duplicates += count[text_group[size_t(i)]] > 1;
+    const int64_t p = pred[size_t(i)], g = text_group[size_t(i)];
+    r.correct += p < B && text_group[size_t(p)] == g;
+    r.duplicates += count[size_t(g)] > 1;
   }
   return r;
 }

@@ -15,7 +15,7 @@
 // zero-shot accuracy stays below these figures at the same number of steps.
 //
 // Usage: bench_vision_learning [--steps 300] [--lr 1e-3] [--batch 128] [--test 1000]
-//                              [--patch 4] [--width 64] [--layers 3] [--heads 1]   (the tiny preset's)
+//                              [--patch 4] [--width 64] [--layers 3] [--heads width/64]   (the tiny preset's)
 //                              [--schedule constant|cosine]   (cosine: 10% warmup, then to lr / 50)
 //                              [--variants centred,placed,postures,captions,curriculum] [--out FILE]
 // Prints JSON (and writes it to --out): per variant, the accuracy, the last training loss and
@@ -148,6 +148,7 @@ int main(int argc, char** argv) {
     clip::ClipConfig mc = clip::ClipConfig::preset("tiny");
     double lr = 1e-3;
     bool cosine = false;
+    int64_t heads = 0;  // 0: width / 64, OpenAI's rule
     std::string variants = "centred,placed,postures,captions", out;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -164,15 +165,19 @@ int main(int argc, char** argv) {
       else if (a == "--variants") variants = val;
       else if (a == "--out") out = val;
       else if (a == "--patch") mc.patch_size = std::stoll(val);
-      else if (a == "--width") mc.vision_width = std::stoll(val), mc.vision_heads = mc.vision_width / 64;
+      else if (a == "--width") mc.vision_width = std::stoll(val);
       else if (a == "--layers") mc.vision_layers = std::stoll(val);
-      else if (a == "--heads") mc.vision_heads = std::stoll(val);
+      else if (a == "--heads") {
+        heads = std::stoll(val);
+        VC_CHECK(heads > 0, "bench_vision_learning: --heads must be positive, got ", heads);
+      }
       else vc::fail("bench_vision_learning: unknown option '", a, "' (--steps --lr --schedule --batch --test --variants --out --patch --width --layers --heads)");
     }
+    mc.vision_heads = heads > 0 ? heads : mc.vision_width / 64;
     VC_CHECK(steps > 0 && B > 0 && n_test > 0 && n_test <= 10000, "bench_vision_learning: bad --steps/--batch/--test");
     VC_CHECK(mc.patch_size > 0 && 32 % mc.patch_size == 0 && mc.vision_width > 0 && mc.vision_width % 64 == 0 &&
-                 mc.vision_layers > 0,
-             "bench_vision_learning: --patch must divide 32, --width be a multiple of 64, --layers positive");
+                 mc.vision_layers > 0 && mc.vision_heads > 0 && mc.vision_width % mc.vision_heads == 0,
+             "bench_vision_learning: --patch must divide 32, --width be a multiple of 64, --layers positive, --heads divide --width");
     const fm::Mnist train = fm::read_fashion_mnist(fm::kDebianFashionMnist, true);
     const fm::Mnist test = fm::read_fashion_mnist(fm::kDebianFashionMnist, false);
     nlohmann::ordered_json j;

@@ -318,28 +318,26 @@ TEST_CASE("clip model: multi-positive contrastive loss on a batch with a repeate
     if (i == 1 || j == 1) return i == j ? 1.0 : 0.0;
     return 0.5;
   };
-  double to_text = 0, to_image = 0;
+  // One direction's soft cross-entropy: row r is the logits z[at(r, k)] over k < n with targets
+  // q(r, k); adds its loss to `sum` and half of its mean's gradient to `grad`.
   std::vector<double> grad(size_t(B * C), 0.0);
-  for (int64_t i = 0; i < B; ++i) {  // image i over the 4 captions
-    double m = -1e300, s = 0;
-    for (int64_t j = 0; j < C; ++j) m = std::max(m, z[size_t(i * C + j)]);
-    for (int64_t j = 0; j < C; ++j) s += std::exp(z[size_t(i * C + j)] - m);
-    for (int64_t j = 0; j < C; ++j) {
-      const double logp = z[size_t(i * C + j)] - m - std::log(s);
-      to_text -= target(i, j) * logp;
-      grad[size_t(i * C + j)] += 0.5 * (std::exp(logp) - target(i, j)) / double(B);
+  auto soft_ce = [&](int64_t rows, int64_t n, auto at, auto q, double& sum) {
+    for (int64_t r = 0; r < rows; ++r) {
+      double m = -1e300, s = 0;
+      for (int64_t k = 0; k < n; ++k) m = std::max(m, z[at(r, k)]);
+      for (int64_t k = 0; k < n; ++k) s += std::exp(z[at(r, k)] - m);
+      for (int64_t k = 0; k < n; ++k) {
+        const double logp = z[at(r, k)] - m - std::log(s);
+        sum -= q(r, k) * logp;
+        grad[at(r, k)] += 0.5 * (std::exp(logp) - q(r, k)) / double(rows);
+      }
     }
-  }
-  for (int64_t j = 0; j < B; ++j) {  // caption j over the 3 images
-    double m = -1e300, s = 0;
-    for (int64_t i = 0; i < B; ++i) m = std::max(m, z[size_t(i * C + j)]);
-    for (int64_t i = 0; i < B; ++i) s += std::exp(z[size_t(i * C + j)] - m);
-    for (int64_t i = 0; i < B; ++i) {
-      const double logp = z[size_t(i * C + j)] - m - std::log(s);
-      to_image -= target(j, i) * logp;
-      grad[size_t(i * C + j)] += 0.5 * (std::exp(logp) - target(j, i)) / double(B);
-    }
-  }
+  };
+  double to_text = 0, to_image = 0;
+  // image i over the 4 captions, then caption j over the 3 images
+  soft_ce(B, C, [&](int64_t i, int64_t j) { return size_t(i * C + j); }, target, to_text);
+  soft_ce(B, B, [&](int64_t j, int64_t i) { return size_t(i * C + j); },
+          [&](int64_t j, int64_t i) { return target(j, i); }, to_image);
   const double expected = 0.5 * (to_text / double(B) + to_image / double(B));
 
   Tensor logits = Tensor::from_vector(z, {B, C});
