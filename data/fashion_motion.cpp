@@ -265,7 +265,9 @@ VideoSpec plan_video(const RenderOptions& opt, Split split, int class_id, int64_
       case 7: st.angle_deg = angle - turn * a; break;
       case 8: st.brightness = a; break;
       case 9: st.brightness = 1 - a; break;
-      case 10: st.color = t % 2 == 0 ? color : color2; break;
+      // The colour holds for two stored frames: flipping every frame, all 8 TSN test centres of
+      // the 16 frames (1, 3, 5, ...) would land on the same colour and the flicker would vanish.
+      case 10: st.color = (t / 2) % 2 == 0 ? color : color2; break;
       default: break;
     }
     v.frames.push_back(st);
