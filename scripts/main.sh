@@ -2,8 +2,9 @@
 # verbclip's main job on the built-in dataset, end to end:
 #   install the dependencies, build `verbclip`, generate Fashion-Motion, pretrain the tiny CLIP
 #   on its single-frame captions, train the baseline (frame-wise CLIP + mean pooling), CLAVER
-#   (KMT blocks + interpretive prompts) and STDD (space-time cross attention + ASKG prompts)
-#   from that CLIP, evaluate them on the test list (and its noun zero-shot after fine-tuning),
+#   (KMT blocks + interpretive prompts), STDD (space-time cross attention + ASKG prompts), ALT
+#   (token merging + corpus entities + video adapter) and TC-CLIP (temporal contextualization +
+#   video-conditional prompts) from that CLIP, evaluate them on the test list (and its noun zero-shot after fine-tuning),
 #   print the side-by-side table (overall top-1, families A/B/C/D, within-pair accuracy of C),
 #   then the same with every clip's frames reversed (the reversal flip of family C).
 # Sized for about 30 minutes on 2 cores (see the sizes below); --smoke runs every stage in a
@@ -82,7 +83,8 @@ rm -rf "$OUT/clip"
 $VC pretrain-clip --data "$DATA" --out "$OUT/clip" --steps "$CLIP_STEPS" --seed "$SEED" \
   --zero-shot-images 1000 --quiet
 
-for MODEL in baseline claver stdd; do
+MODELS=(baseline claver stdd alt tcclip)
+for MODEL in "${MODELS[@]}"; do
   stage "train $MODEL from the tiny CLIP ($VIDEO_EPOCHS epochs) -> $OUT/$MODEL"
   rm -rf "${OUT:?}/$MODEL"
   $VC train --config "models/configs/fm_tiny_$MODEL.yaml" --output "$OUT/$MODEL" --opts PRINT_FREQ 20 \
@@ -90,15 +92,15 @@ for MODEL in baseline claver stdd; do
     TRAIN.EPOCHS "$VIDEO_EPOCHS" TRAIN.BATCH_SIZE "$BATCH"
 done
 
-stage "evaluate the three on the test list"
+stage "evaluate the ${#MODELS[@]} models on the test list"
 WEIGHTS=()
-for MODEL in baseline claver stdd; do WEIGHTS+=(--weights "$OUT/$MODEL/checkpoint_best.safetensors"); done
+for MODEL in "${MODELS[@]}"; do WEIGHTS+=(--weights "$OUT/$MODEL/checkpoint_best.safetensors"); done
 $VC eval "${WEIGHTS[@]}" --output "$OUT/eval" --noun-zero-shot 1000 --quiet | tee "$OUT/table.txt"
 stage "the same clips with their frames reversed (family C should flip to its pair)"
 $VC eval "${WEIGHTS[@]}" --output "$OUT/eval_reversed" --reverse-frames --no-pictures --quiet | tee "$OUT/table_reversed.txt"
 
 stage "done in $(( $(date +%s) - START ))s"
 echo "table:    $OUT/table.txt (json: $OUT/eval/eval_supervised.json), reversed: $OUT/table_reversed.txt"
-echo "pictures: $OUT/eval/confusion_supervised_{baseline,claver,stdd}.svg, $OUT/eval/attention_{baseline,claver,stdd}.png,"
-echo "          $OUT/{baseline,claver,stdd}/{loss,accuracy}.svg, $OUT/clip/{loss,accuracy}.svg"
-echo "logs:     $OUT/{clip,baseline,claver,stdd}/log.txt (and log.jsonl)"
+echo "pictures: $OUT/eval/confusion_supervised_{baseline,claver,stdd,alt,tcclip}.svg, $OUT/eval/attention_{baseline,claver,stdd,alt,tcclip}.png,"
+echo "          $OUT/{baseline,claver,stdd,alt,tcclip}/{loss,accuracy}.svg, $OUT/clip/{loss,accuracy}.svg"
+echo "logs:     $OUT/{clip,baseline,claver,stdd,alt,tcclip}/log.txt (and log.jsonl)"
