@@ -75,6 +75,7 @@ const std::map<std::string, std::string>& help_lines() {
       {"vp_detach", "stop-gradient on the VP input (the released code)"},
       {"prompt_vectors", "P learnable prompt vectors after the start token (0: none)"},
       {"prompt_init", "the phrase the prompt vectors start from; put before every class name, P tokens long"},
+      {"logit_scale_init", "start the CLIP's logit scale exp(theta) at this value (0: the checkpoint's)"},
       {"wise_ft", "w of weight-space ensembling with the pretrained CLIP (eval --wise-ft)"},
   };
   return h;

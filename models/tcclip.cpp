@@ -25,6 +25,7 @@
 #include "models/tcclip.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "engine/engine.h"
@@ -119,8 +120,11 @@ TcClipOptions TcClipOptions::parse(const KeyValues& kv) {
   r.read("vp_detach", o.vp_detach);
   r.read("prompt_vectors", o.prompt_vectors);
   r.read("prompt_init", o.prompt_init);
+  r.read("logit_scale_init", o.logit_scale_init);
   r.read("wise_ft", o.wise_ft);
   r.finish();
+  VC_CHECK(o.logit_scale_init >= 0, "tcclip: option 'logit_scale_init' must be >= 0 (0: the checkpoint's), got ",
+           o.logit_scale_init);
   VC_CHECK(o.alpha >= 0 && o.alpha <= 1, "tcclip: option 'alpha' must be in [0, 1], got ", o.alpha);
   VC_CHECK(o.context_tokens >= 1, "tcclip: option 'context_tokens' must be >= 1, got ", o.context_tokens);
   VC_CHECK(o.merge_step >= 1, "tcclip: option 'merge_step' must be >= 1, got ", o.merge_step);
@@ -148,6 +152,7 @@ KeyValues TcClipOptions::to_kv() const {
   kv["vp_detach"] = b(vp_detach);
   kv["prompt_vectors"] = std::to_string(prompt_vectors);
   kv["prompt_init"] = prompt_init;
+  kv["logit_scale_init"] = format_number(logit_scale_init);
   kv["wise_ft"] = format_number(wise_ft);
   return kv;
 }
@@ -260,6 +265,7 @@ std::vector<std::string> TcClipModel::new_module_names() const {
 }
 
 void TcClipModel::init_new_modules(Generator& gen) {
+  if (options_.logit_scale_init > 0) nn::init::constant_(clip_->logit_scale, std::log(options_.logit_scale_init));
   for (const Tensor& t : bias_)
     if (t.defined()) nn::init::normal_(t, gen, 0, 0.02);  // trunc-normal(0.02) truncates at ±2: never reached
   if (joint_positional_embedding.defined()) {

@@ -57,7 +57,9 @@ namespace vc::models {
 //   vp_detach [true]            stop-gradient on the VP input (the released code)
 //   prompt_vectors [4]          P learnable prompt vectors; 0: hand-written prompts only
 //   prompt_init [a photo of a]  the phrase the P vectors start from (must be P tokens long)
-//   wise_ft [0.7]               w of weight_space_ensemble when eval --wise-ft is given no value
+//   logit_scale_init [0]        > 0: start exp(θ_s) at this value (trainable, clamped at 100 as
+//                               CLIP); 0: the checkpoint's. OpenAI's CLIPs hold 100 (tcclip.md §4)
+//   wise_ft [0.7]               the paper's w of weight_space_ensemble (eval --wise-ft W)
 // TC-CLIP scores every prompt variant (prompts_per_step is not used); pooling defaults to
 // mean_norm (v = mean_t u_t, normalised, as the code).
 struct TcClipOptions : VideoModelOptions {
@@ -81,6 +83,7 @@ struct TcClipOptions : VideoModelOptions {
   bool vp_detach = true;
   int64_t prompt_vectors = 4;
   std::string prompt_init = "a photo of a";
+  double logit_scale_init = 0;
   double wise_ft = 0.7;
 
   static TcClipOptions parse(const KeyValues& kv);

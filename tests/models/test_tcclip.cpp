@@ -89,6 +89,8 @@ TEST_CASE("tcclip: seed selection = top-k of the class token's head-averaged att
   const int64_t B = 2, T = 4, Np = 17, D = 32, H = 2, dh = 16;
   Tensor x = rand_normal({B * T, Np, D}, 7, 0, 0, 1).to(DType::F64);
   Tensor ctx = rand_normal({B, 6, D}, 8, 0, 0, 1).to(DType::F64);
+  // A bias large enough to reorder the seeds: b_loc = (0.5, -1), b_glob = (2, 1.5) per head.
+  nn::copy_into(m->local_global_bias->get("1"), Tensor::from_vector(std::vector<double>{0.5, 2, -1, 1.5}, {H, 2}));
   auto out = m->tc_layer(1, x, ctx, B, /*summarise=*/true);
   REQUIRE(out.seeds.shape() == Shape{B, T * 4});
   const auto& block = m->clip().visual->transformer->block(1);
@@ -154,6 +156,25 @@ TEST_CASE("tcclip: every context token is the mean of its group of seeds (bipart
         for (int64_t c = 0; c < D; ++c) CHECK(std::abs(ctx[size_t((bb * 6 + gi) * D + c)] - acc[size_t(c)] / double(n)) < 1e-12);
       }
   }
+}
+
+TEST_CASE("tcclip: the context tokens go through the layer's FFN like the frame tokens ([Ẑ; Ŝ] + MLP(LN2(.)))") {
+  // Without merging every context token is one seed row of Ẑ, so after the shared FFN it must
+  // equal the layer's output row of that patch.
+  auto m = micro_tc({{"summarization", "none"}});
+  m->to(DType::F64);
+  NoGradGuard g;
+  const int64_t B = 2, T = 4, D = 32;
+  Tensor x = rand_normal({B * T, 17, D}, 31, 0, 0, 1).to(DType::F64);
+  Tensor ctx = rand_normal({B, 16, D}, 32, 0, 0, 1).to(DType::F64);
+  auto o = m->tc_layer(1, x, ctx, B, true);
+  REQUIRE(o.context.shape() == Shape{B, 16, D});
+  std::vector<int64_t> seeds = o.seeds.to_vector<int64_t>();
+  for (int64_t bb = 0; bb < B; ++bb)
+    for (int64_t s = 0; s < 16; ++s) {
+      Tensor row = o.x.select(0, bb * T + s / 4).select(0, 1 + seeds[size_t(bb * 16 + s)]);
+      CHECK(max_abs_diff(o.context.select(0, bb).select(0, s), row) < 1e-12);
+    }
 }
 
 TEST_CASE("tcclip: with alpha = 0 the video encoder is the baseline's, bit for bit") {
@@ -283,6 +304,14 @@ TEST_CASE("tcclip: gradients reach the new parameters; float64 check of a TC lay
     wrt.emplace_back(name, p);
   }
   CHECK(vc::testing::gradcheck_elements(loss, wrt) >= 28);
+  // Only b_glob − b_loc matters (softmax shift): the two columns' gradients are negatives (O8).
+  for (const char* name : {"local_global_bias.1", "local_global_bias.2"}) {
+    std::vector<double> gb = vc::testing::values(m->get(name).grad());
+    for (size_t h = 0; h < 2; ++h) {
+      CHECK(std::abs(gb[2 * h]) > 1e-8);
+      CHECK(std::abs(gb[2 * h] + gb[2 * h + 1]) < 1e-12);
+    }
+  }
   // One TC layer: input stream, previous context, and the local/global bias (O3, O5, O7, O8).
   Tensor lg = m->local_global_bias->get("1");
   vc::testing::gradcheck(
@@ -351,6 +380,8 @@ TEST_CASE("tcclip: options round-trip; every bad option is named") {
   bad({{"vp_input", "gap"}}, "vp_input");
   bad({{"prompt_vectors", "0"}}, "prompt vectors");
   bad({{"wise_ft", "2"}}, "wise_ft");
+  bad({{"logit_scale_init", "-1"}}, "logit_scale_init");
+  CHECK(micro_tc({{"logit_scale_init", "100"}})->clip().scale().item() == doctest::Approx(100));
   bad({{"no_such_key", "1"}}, "no_such_key");
   CHECK_THROWS_WITH_AS(micro_tc({{"tc_layers", "5"}}), doctest::Contains("tc_layers names layer 5"), std::exception);
   CHECK_THROWS_WITH_AS(micro_tc({{"alpha", "0"}}), doctest::Contains("vp_input"), std::exception);
