@@ -188,16 +188,19 @@ nn::StateDict weight_space_ensemble(const nn::StateDict& finetuned, const nn::St
 
 // ------------------------------------------------------------------ VP block
 
-VideoPromptBlock::VideoPromptBlock(int64_t dim, int64_t heads, nn::Activation act) : Module("VideoPromptBlock") {
+VideoPromptBlock::VideoPromptBlock(int64_t dim, int64_t heads, nn::Activation act, int64_t kv_dim)
+    : Module("VideoPromptBlock") {
   attn = register_module("attn", std::make_shared<nn::MultiheadAttention>(dim, heads));
   ln_1 = register_module("ln_1", std::make_shared<nn::LayerNorm>(dim));
-  ln_kv = register_module("ln_kv", std::make_shared<nn::LayerNorm>(dim));
+  ln_kv = register_module("ln_kv", std::make_shared<nn::LayerNorm>(kv_dim));
   mlp = register_module("mlp", std::make_shared<nn::MLP>(dim, 4 * dim, act));
   ln_2 = register_module("ln_2", std::make_shared<nn::LayerNorm>(dim));
+  if (kv_dim != dim) kv_in = register_module("kv_in", std::make_shared<nn::Linear>(kv_dim, dim, false));
 }
 
 Tensor VideoPromptBlock::forward(const Tensor& x, const Tensor& c) const {
   Tensor kv = ln_kv->forward(c);
+  if (kv_in) kv = kv_in->forward(kv);
   Tensor h = add(x, attn->forward(ln_1->forward(x), kv, kv).out);  // cross-attention, no mask
   return add(h, mlp->forward(ln_2->forward(h)));
 }
@@ -230,9 +233,6 @@ TcClipModel::TcClipModel(const clip::ClipConfig& c, const TcClipOptions& opts)
              "cls or vp false");
     summarises_[size_t(L - 1)] = true;
   }
-  if (opts.vp)
-    VC_CHECK(c.embed_dim == c.text_width, "tcclip: the VP block reads projected vision tokens of width ", c.embed_dim,
-             " with queries of the text width ", c.text_width, " (they must be equal)");
   // The token embedding only builds the prompt rows once per call (tcclip.md §3.1): frozen.
   clip_->freeze("^token_embedding\\.");
 
@@ -252,7 +252,8 @@ TcClipModel::TcClipModel(const clip::ClipConfig& c, const TcClipOptions& opts)
     prompt_offset = register_parameter("prompt_offset", Tensor::zeros({opts.prompt_vectors, c.text_width}));
   if (opts.vp)
     prompt_generation = register_module(
-        "prompt_generation", std::make_shared<VideoPromptBlock>(c.text_width, c.text_heads, clip::activation_of(c)));
+        "prompt_generation",
+        std::make_shared<VideoPromptBlock>(c.text_width, c.text_heads, clip::activation_of(c), c.embed_dim));
 }
 
 std::vector<std::string> TcClipModel::new_module_names() const {
@@ -281,8 +282,16 @@ void TcClipModel::init_new_modules(Generator& gen) {
     nn::StateDict src = last.state_dict(), dst;
     for (const auto& [name, t] : src)
       if (name.rfind("drop_path", 0) != 0) dst.set(name, t);
-    dst.set("ln_kv.weight", src.at("ln_1.weight"));
-    dst.set("ln_kv.bias", src.at("ln_1.bias"));
+    if (prompt_generation->kv_in) {  // E ≠ D_t: LN_kv starts as the identity LayerNorm
+      prompt_generation->kv_in->reset_parameters(gen);
+      nn::init::ones_(prompt_generation->ln_kv->weight);
+      nn::init::zeros_(prompt_generation->ln_kv->bias);
+      for (const auto& [name, t] : prompt_generation->state_dict())
+        if (!dst.contains(name)) dst.set(name, t.detach().clone());
+    } else {
+      dst.set("ln_kv.weight", src.at("ln_1.weight"));
+      dst.set("ln_kv.bias", src.at("ln_1.bias"));
+    }
     prompt_generation->load_state_dict(dst, /*strict=*/true);
   }
 }
@@ -527,7 +536,8 @@ Tensor TcClipModel::conditioned_class_features(const Tensor& shared, const Tenso
   const int64_t Dt = clip_->config.text_width, P = options_.prompt_vectors;
   VC_CHECK(shared.dim() == 4 && shared.size(3) == Dt + 1, "tcclip: shared text states must be [M, K, L, ", Dt + 1,
            "] (class_features with vp on), got ", shared.shape());
-  VC_CHECK(c.dim() == 3 && c.size(2) == Dt, "tcclip: VP inputs must be [B, R, ", Dt, "], got ", c.shape());
+  const int64_t E = clip_->config.embed_dim;
+  VC_CHECK(c.dim() == 3 && c.size(2) == E, "tcclip: VP inputs must be [B, R, ", E, "], got ", c.shape());
   const int64_t M = shared.size(0), K = shared.size(1), L = shared.size(2), MK = M * K, B = c.size(0);
   Tensor H = shared.narrow(3, 0, Dt).reshape({MK, L, Dt});
   Tensor eos = argmax(shared.narrow(3, Dt, 1).reshape({MK, L}), 1);

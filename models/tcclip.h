@@ -102,15 +102,18 @@ Tensor select_seeds(const Tensor& scores, int64_t k);
 nn::StateDict weight_space_ensemble(const nn::StateDict& finetuned, const nn::StateDict& pretrained, double w);
 
 // The VP block (tcclip.md §3.3): x ← x + MHA(LN_a(x), LN_kv(c)); x ← x + MLP(LN_b(x)).
+// The reference has E = D_t (512); with E ≠ D_t (kdim ≠ d_model, §6 O10) LN_kv is over E and
+// a bias-free Linear "kv_in" (E -> D_t) maps the tokens to the attention's width.
 class VideoPromptBlock : public nn::Module {
  public:
-  VideoPromptBlock(int64_t dim, int64_t heads, nn::Activation act);
-  // x [B, P, D_t], c [B, R, D_t] -> [B, P, D_t].
+  VideoPromptBlock(int64_t dim, int64_t heads, nn::Activation act, int64_t kv_dim);
+  // x [B, P, D_t], c [B, R, E] -> [B, P, D_t].
   Tensor forward(const Tensor& x, const Tensor& c) const;
   std::shared_ptr<nn::MultiheadAttention> attn;
   std::shared_ptr<nn::LayerNorm> ln_1, ln_kv;
   std::shared_ptr<nn::MLP> mlp;
   std::shared_ptr<nn::LayerNorm> ln_2;
+  std::shared_ptr<nn::Linear> kv_in;  // only when E ≠ D_t
 };
 
 class TcClipModel : public VideoModel {

@@ -261,6 +261,21 @@ TEST_CASE("tcclip: the cheap text order (shared layers once, last layer per clip
   Tensor naive = m->class_features_naive(tokens, ctx);
   REQUIRE(cheap.shape() == naive.shape());
   CHECK(max_abs_diff(cheap, naive) < 1e-12);
+
+  // E ≠ D_t (16 against 32): VP reads the tokens through kv_in; the two orders still agree.
+  clip::ClipConfig c16 = micro_config();
+  c16.embed_dim = 16;
+  TcClipModel narrow(c16, TcClipOptions::parse({{"num_frames", "4"}, {"alpha", "0.25"}, {"context_tokens", "6"},
+                                                {"merge_step", "4"}, {"prompt_vectors", "2"}}));
+  Generator gen{3, 0};
+  narrow.init_random(gen);
+  narrow.to(DType::F64);
+  REQUIRE(narrow.prompt_generation->kv_in);
+  Tensor ctx16 = rand_normal({3, 6, 16}, 18, 0, 0, 1).to(DType::F64);
+  CHECK(max_abs_diff(narrow.conditioned_class_features(narrow.class_features(tokens), ctx16),
+                     narrow.class_features_naive(tokens, ctx16)) < 1e-12);
+  Tensor vf = narrow.encode_video(random_video(3, 4, 2).to(DType::F64));
+  CHECK(narrow.score(vf, narrow.class_features(tokens)).shape() == Shape{3, 3});
 }
 
 TEST_CASE("tcclip: the context tokens reach VP detached; with vp_detach off they carry gradient") {
