@@ -77,8 +77,8 @@ class ReversedFrames final : public vc::models::VideoModel {
     for (int64_t t = 0; t < T; ++t) rev[size_t(t)] = T - 1 - t;
     return inner_->frame_features(vc::index_select(video, 1, Tensor::from_vector(rev, {T}, video.device())));
   }
-  // Models whose video feature or score is not the pooled frames (STDD's frames, TC-CLIP's
-  // context tokens for its prompts) get the reversed clip through their own encode_video.
+  // Models whose video feature, prompts or score are their own (STDD's frames, TC-CLIP's prompt
+  // phrase and per-video text side) get the reversed clip through their own methods.
   Tensor encode_video(const Tensor& video) const override {
     VC_CHECK(video.dim() == 5, "--reverse-frames: expected a video batch [B, T, 3, H, W], got ", video.shape());
     const int64_t T = video.size(1);
@@ -89,6 +89,10 @@ class ReversedFrames final : public vc::models::VideoModel {
   Tensor score(const Tensor& video_features, const Tensor& class_features) const override {
     return inner_->score(video_features, class_features);
   }
+  Tensor tokenize(const vc::models::PromptSet& prompts, const vc::clip::TextTokenizer& tokenizer) const override {
+    return inner_->tokenize(prompts, tokenizer);
+  }
+  Tensor class_features(const Tensor& prompt_tokens) const override { return inner_->class_features(prompt_tokens); }
 
  private:
   std::shared_ptr<vc::models::VideoModel> inner_;
