@@ -29,6 +29,7 @@
 
 #include "apps/commands.h"
 #include "apps/common/clip_data.h"
+#include "apps/common/clip_weights.h"
 #include "apps/common/config.h"
 #include "apps/common/pictures.h"
 #include "apps/common/run_log.h"
@@ -37,6 +38,7 @@
 #include "data/fashion_motion.h"
 #include "data/util.h"
 #include "engine/engine.h"
+#include "models/tcclip.h"
 #include "nn/safetensors.h"
 
 namespace verbclip {
@@ -75,6 +77,22 @@ class ReversedFrames final : public vc::models::VideoModel {
     for (int64_t t = 0; t < T; ++t) rev[size_t(t)] = T - 1 - t;
     return inner_->frame_features(vc::index_select(video, 1, Tensor::from_vector(rev, {T}, video.device())));
   }
+  // Models whose video feature, prompts or score are their own (STDD's frames, TC-CLIP's prompt
+  // phrase and per-video text side) get the reversed clip through their own methods.
+  Tensor encode_video(const Tensor& video) const override {
+    VC_CHECK(video.dim() == 5, "--reverse-frames: expected a video batch [B, T, 3, H, W], got ", video.shape());
+    const int64_t T = video.size(1);
+    std::vector<int64_t> rev(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) rev[size_t(t)] = T - 1 - t;
+    return inner_->encode_video(vc::index_select(video, 1, Tensor::from_vector(rev, {T}, video.device())));
+  }
+  Tensor score(const Tensor& video_features, const Tensor& class_features) const override {
+    return inner_->score(video_features, class_features);
+  }
+  Tensor tokenize(const vc::models::PromptSet& prompts, const vc::clip::TextTokenizer& tokenizer) const override {
+    return inner_->tokenize(prompts, tokenizer);
+  }
+  Tensor class_features(const Tensor& prompt_tokens) const override { return inner_->class_features(prompt_tokens); }
 
  private:
   std::shared_ptr<vc::models::VideoModel> inner_;
@@ -158,6 +176,9 @@ int cmd_eval(int argc, char** argv) {
        cxxopts::value<int64_t>()->default_value("0"))
       ("fashion-mnist", "Fashion-MNIST IDX folder for --noun-zero-shot",
        cxxopts::value<std::string>()->default_value(vc::data::fm::kDebianFashionMnist))
+      ("wise-ft", "weight-space ensembling (TC-CLIP's zero-shot model, tcclip.md §4): evaluate (1 - W) CLIP + W "
+       "fine-tuned for every CLIP tensor, the model's own modules as trained; the CLIP is MODEL.PRETRAINED "
+       "(0.7 in the paper)", cxxopts::value<double>())
       ("threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))
       ("q,quiet", "no progress line")
       ("opts", "KEY VALUE ... config overrides; must come last")
@@ -221,6 +242,13 @@ int cmd_eval(int argc, char** argv) {
              cfg.str("TEST.PROTOCOL"), "', the first for '", protocol, "' (pass --protocol)");
     VideoSetup s = load_trained_model(w, cfg);
     s.model->eval();
+    if (r.count("wise-ft")) {
+      const double wf = r["wise-ft"].as<double>();
+      const std::string clip_path = cfg.str("MODEL.PRETRAINED");
+      VC_CHECK(!clip_path.empty(), "--wise-ft needs the pretrained CLIP: set MODEL.PRETRAINED (--opts MODEL.PRETRAINED FILE)");
+      LoadedClip lc = load_clip_weights(clip_path);
+      s.model->load_state_dict(vc::models::weight_space_ensemble(s.model->state_dict(), lc.model->state_dict(), wf));
+    }
     // What scores the clips: the model itself, or the model on time-reversed clips.
     std::shared_ptr<vc::models::VideoModel> scorer = s.model;
     if (reversed) scorer = std::make_shared<ReversedFrames>(s.model);
@@ -256,6 +284,7 @@ int cmd_eval(int argc, char** argv) {
     json run;
     run["weights"] = w;
     run["model"] = s.model->name();
+    if (r.count("wise-ft")) run["wise_ft"] = r["wise-ft"].as<double>();
     models_seen.insert(s.model->name());
     std::vector<EvalReport> run_reports;  // the first list's, for the pictures
     auto eval = [&](const std::string& list_key, const std::string& labels_key, bool multi_view) {

@@ -24,6 +24,7 @@
 #include "data/transforms.h"
 #include "data/util.h"
 #include "engine/engine.h"
+#include "models/tcclip.h"
 
 namespace verbclip {
 
@@ -62,6 +63,8 @@ int cmd_predict(int argc, char** argv) {
        cxxopts::value<std::vector<std::string>>())
       ("topk", "classes to show", cxxopts::value<int64_t>()->default_value("5"))
       ("attention", "also write the class token's attention map of the clip to this PNG", cxxopts::value<std::string>())
+      ("membership", "TC-CLIP: also write which patches of which frames formed each context token, per layer, to this PNG",
+       cxxopts::value<std::string>())
       ("json", "print the result as JSON")
       ("threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))
       ("images", "frames in order", cxxopts::value<std::vector<std::string>>())
@@ -149,6 +152,22 @@ int cmd_predict(int argc, char** argv) {
     for (int64_t i = 0; i < k; ++i)
       std::cout << "  " << i + 1 << ". " << names[size_t(rank[size_t(i)])] << "  "
                 << format_number("%.2f%%", 100.0 * m.at(0, rank[size_t(i)])) << "\n";
+  }
+  if (r.count("membership")) {
+    const std::string p = r["membership"].as<std::string>();
+    const auto* tc = dynamic_cast<const vc::models::TcClipModel*>(s.model.get());
+    VC_CHECK(tc, "--membership needs a TC-CLIP model (MODEL.NAME tcclip), got '", s.model->name(), "'");
+    std::vector<std::vector<int64_t>> seeds, groups;
+    {
+      vc::NoGradGuard no_grad;
+      auto out = tc->vision(video, /*keep_membership=*/true);
+      for (size_t l = 0; l < out.seeds.size(); ++l) {
+        seeds.push_back(out.seeds[l].select(0, 0).contiguous().to_vector<int64_t>());
+        groups.push_back(out.groups[l].select(0, 0).contiguous().to_vector<int64_t>());
+      }
+    }
+    write_membership_png(p, video.select(0, 0), s.model->clip().config.grid(), seeds, groups);
+    if (!r.count("json")) std::cout << "context-token membership: " << p << "\n";
   }
   if (r.count("attention")) {
     const std::string p = r["attention"].as<std::string>();

@@ -6,16 +6,19 @@
 #include "models/baseline.h"
 #include "models/claver.h"
 #include "models/stdd.h"
+#include "models/tcclip.h"
 
 namespace vc::models {
 
-std::vector<std::string> model_names() { return {"baseline", "claver", "stdd"}; }
+std::vector<std::string> model_names() { return {"baseline", "claver", "stdd",
+          "tcclip"}; }
 
 std::shared_ptr<VideoModel> create_model(const std::string& name, const clip::ClipConfig& config,
                                          const KeyValues& options) {
   if (name == "baseline") return std::make_shared<BaselineModel>(config, BaselineOptions::parse(options));
   if (name == "claver") return std::make_shared<ClaverModel>(config, ClaverOptions::parse(options));
   if (name == "stdd") return std::make_shared<StddModel>(config, StddOptions::parse(options));
+  if (name == "tcclip") return std::make_shared<TcClipModel>(config, TcClipOptions::parse(options));
   std::string known;
   for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
   fail("unknown model '", name, "' (known: ", known, ")");
@@ -57,6 +60,23 @@ const std::map<std::string, std::string>& help_lines() {
       {"kd_weight", "lambda of the frozen-CLIP feature distillation (0: off, no teacher kept)"},
       {"kd_alpha", "alpha of the residual projector in the distillation"},
       {"kd_detach", "distillation without gradient, as the released code (no effect)"},
+      // TC-CLIP (tcclip.md)
+      {"alpha", "seeds per frame k = floor(alpha * patches); 0: no context tokens (the baseline)"},
+      {"context_tokens", "m: context tokens per video (>= T*k: every seed, no merging)"},
+      {"merge_step", "r: tokens merged per bipartite soft-matching step"},
+      {"tc_layers", "vision layers whose attention reads context tokens: all | comma list of indices >= 1"},
+      {"positional_embedding", "space (CLIP's table on every frame, released) | joint (a table per frame)"},
+      {"local_global_bias", "learned per-head logit bias of own keys (local) vs context keys (global)"},
+      {"reference", "extra keys/values: context | none (frame-wise) | cls (all frames' class tokens) | joint (space-time)"},
+      {"seed_selection", "cls_attention (head-averaged class attention) | key_norm | all (every patch)"},
+      {"summarization", "seeds -> context tokens: bipartite (soft matching) | none (every seed) | random"},
+      {"vp", "video-conditional prompting before the last text layer (false: learnable prompts only)"},
+      {"vp_input", "what VP reads: context (last-layer context tokens) | cls (frame class tokens)"},
+      {"vp_detach", "stop-gradient on the VP input (the released code)"},
+      {"prompt_vectors", "P learnable prompt vectors after the start token (0: none)"},
+      {"prompt_init", "the phrase the prompt vectors start from; put before every class name, P tokens long"},
+      {"logit_scale_init", "start the CLIP's logit scale exp(theta) at this value (0: the checkpoint's)"},
+      {"wise_ft", "w of weight-space ensembling with the pretrained CLIP (eval --wise-ft)"},
   };
   return h;
 }
@@ -68,6 +88,7 @@ std::vector<OptionDoc> model_option_docs(const std::string& name) {
   if (name == "baseline") defaults = BaselineOptions{}.to_kv();
   else if (name == "claver") defaults = ClaverOptions{}.to_kv();
   else if (name == "stdd") defaults = StddOptions{}.to_kv();
+  else if (name == "tcclip") defaults = TcClipOptions{}.to_kv();
   else create_model(name, clip::ClipConfig{});  // throws naming the known models
   std::vector<OptionDoc> docs;
   for (const auto& [k, v] : defaults) docs.push_back({k, v, help_lines().at(k)});

@@ -146,13 +146,15 @@ class VideoModel : public nn::Module {
   Tensor attention_map(const Tensor& video) const;
 
   // ---- text ----
-  // int64 [M, K, context] (M = 1 when prompts are off: variant 0 only).
-  Tensor tokenize(const PromptSet& prompts, const clip::TextTokenizer& tokenizer) const;
+  // int64 [M, K, context] (M = 1 when prompts are off: variant 0 only). TC-CLIP overrides it
+  // to put its prompt phrase in front.
+  virtual Tensor tokenize(const PromptSet& prompts, const clip::TextTokenizer& tokenizer) const;
   // Tokens [..., context] -> L2-normalised features [..., E]; no gradient when the text tower
   // is frozen.
   Tensor encode_text(const Tensor& tokens) const;
   // All variants: tokens [M, K, context] -> c [M, K, E]. Compute once for evaluation.
-  Tensor class_features(const Tensor& prompt_tokens) const;
+  // (TC-CLIP overrides it: its class features depend on the video, see tcclip.h.)
+  virtual Tensor class_features(const Tensor& prompt_tokens) const;
 
   // ---- scoring ----
   // v [B, E] against c [K, E] -> [B, K], or c [M, K, E] -> [B, M, K]: s·⟨v, c⟩.

@@ -120,4 +120,71 @@ void write_attention_png(const std::string& path, const vc::Tensor& frames, cons
   write_bytes(path, bytes.data(), bytes.size());
 }
 
+void write_membership_png(const std::string& path, const vc::Tensor& frames, int64_t grid,
+                          const std::vector<std::vector<int64_t>>& seeds,
+                          const std::vector<std::vector<int64_t>>& groups, int scale) {
+  VC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && seeds.size() == groups.size() && grid >= 1,
+           "membership picture: frames ", frames.shape(), ", ", seeds.size(), " seed lists, ", groups.size(),
+           " group lists");
+  const int64_t T = frames.size(0), S = frames.size(2), rows = 1 + int64_t(seeds.size());
+  const std::vector<float> px = frames.contiguous().to_vector<float>();
+  const int cell = int(S) * scale, gap = 2;
+  vc::data::Image img;
+  img.width = int(T) * (cell + gap) - gap;
+  img.height = int(rows) * (cell + gap) - gap;
+  img.pixels.assign(size_t(img.width * img.height * 3), 40);
+  auto [lo, hi] = std::minmax_element(px.begin(), px.end());
+  const double range = std::max(1e-12, double(*hi - *lo));
+  // A fixed palette of well-separated hues, one per context token (cycled past 24).
+  auto colour = [](int64_t g, uint8_t* rgb) {
+    const double h = std::fmod(double(g) * 0.618033988749895, 1.0) * 6.0, v = (g / 24) % 2 ? 0.7 : 1.0;
+    const int i = int(h);
+    const double f = h - i, q = 1 - f;
+    double r = 0, gg = 0, b = 0;
+    switch (i % 6) {
+      case 0: r = 1, gg = f; break;
+      case 1: r = q, gg = 1; break;
+      case 2: gg = 1, b = f; break;
+      case 3: gg = q, b = 1; break;
+      case 4: r = f, b = 1; break;
+      default: r = 1, b = q; break;
+    }
+    rgb[0] = uint8_t(std::lround(255 * v * r)), rgb[1] = uint8_t(std::lround(255 * v * gg)),
+    rgb[2] = uint8_t(std::lround(255 * v * b));
+  };
+  for (int64_t row = 0; row < rows; ++row) {
+    std::vector<int64_t> owner(size_t(T * grid * grid), -1);  // group of each (frame, patch), -1: no seed
+    if (row > 0) {
+      const auto& sd = seeds[size_t(row - 1)];
+      const auto& gr = groups[size_t(row - 1)];
+      VC_CHECK(sd.size() == gr.size() && int64_t(sd.size()) % T == 0, "membership picture: ", sd.size(),
+               " seeds and ", gr.size(), " groups for ", T, " frames");
+      const int64_t k = int64_t(sd.size()) / T;
+      for (size_t i = 0; i < sd.size(); ++i) owner[size_t((int64_t(i) / k) * grid * grid + sd[i])] = gr[i];
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      const int x0 = int(t) * (cell + gap), y0 = int(row) * (cell + gap);
+      for (int y = 0; y < cell; ++y)
+        for (int x = 0; x < cell; ++x) {
+          const int64_t sy = y / scale, sx = x / scale;
+          double v[3];
+          for (int c = 0; c < 3; ++c) v[c] = (px[size_t(((t * 3 + c) * S + sy) * S + sx)] - *lo) / range;
+          uint8_t* out = img.at(y0 + y, x0 + x);
+          const int64_t g = row == 0 ? -1 : owner[size_t(t * grid * grid + (sy * grid / S) * grid + sx * grid / S)];
+          if (row == 0) {
+            for (int c = 0; c < 3; ++c) out[c] = uint8_t(std::lround(255 * v[c]));
+          } else if (g < 0) {
+            for (int c = 0; c < 3; ++c) out[c] = uint8_t(std::lround(0.3 * 255 * (v[0] + v[1] + v[2]) / 3));
+          } else {
+            uint8_t rgb[3];
+            colour(g, rgb);
+            for (int c = 0; c < 3; ++c) out[c] = uint8_t(std::lround(0.8 * rgb[c] + 0.2 * 255 * v[c]));
+          }
+        }
+    }
+  }
+  const std::vector<uint8_t> bytes = vc::data::encode_png(img);
+  write_bytes(path, bytes.data(), bytes.size());
+}
+
 }  // namespace verbclip

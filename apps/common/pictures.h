@@ -4,7 +4,8 @@
 //   attention map      PNG: for each frame of one clip, the frame itself (top row) and the
 //                      class token's attention over its patches in the last spatial block
 //                      (bottom row, as a heat map over the frame), each scaled up
-// Both are written to a temporary file and renamed.
+//   membership         PNG: TC-CLIP's context tokens, see write_membership_png
+// All are written to a temporary file and renamed.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -21,5 +22,13 @@ void write_confusion_svg(const std::string& path, const std::string& title,
 // frames: [T, 3, S, S] normalised pixels (shown min-max scaled); attention: [T, g, g].
 void write_attention_png(const std::string& path, const vc::Tensor& frames, const vc::Tensor& attention,
                          int scale = 4);
+
+// TC-CLIP's context-token membership for one clip: the frames (top row), then one row per
+// layer that summarised: each frame dimmed, its seed patches painted in the colour of the
+// context token they were merged into (the same colour across frames = one context token).
+// frames [T, 3, S, S]; seeds[l], groups[l]: [T·k] patch index (0..g²−1) and group of each seed.
+void write_membership_png(const std::string& path, const vc::Tensor& frames, int64_t grid,
+                          const std::vector<std::vector<int64_t>>& seeds,
+                          const std::vector<std::vector<int64_t>>& groups, int scale = 4);
 
 }  // namespace verbclip

@@ -156,15 +156,11 @@ Tensor merge_slots(const MergePlan& plan) {
   return Tensor::from_vector(slots, {batch, n}).to(plan.src.device());
 }
 
-IterativeMerge merge_to_count(const Tensor& x, int64_t target, int64_t r_step) {
-  check_floating("merge_to_count", x);
-  VC_CHECK(x.dim() == 3, "merge_to_count: x must be [B, n, C], got ", x.shape());
-  int64_t batch = x.size(0), n = x.size(1);
-  VC_CHECK(target >= 1 && target <= n && r_step >= 1, "merge_to_count: cannot merge ", n,
-           " tokens of ", x.shape(), " to ", target, " in steps of ", r_step);
-  // The schedule of tcclip.md §2.5: floor((n0 - m) / r) steps of min(r, n / 2), then steps
-  // of min(n - m, n / 2) until m remain.
+std::vector<int64_t> merge_schedule(int64_t n, int64_t target, int64_t r_step) {
+  VC_CHECK(n >= 0 && target >= 1 && r_step >= 1, "merge_schedule: cannot merge ", n, " tokens to ", target,
+           " in steps of ", r_step);
   std::vector<int64_t> steps;
+  if (target >= n) return steps;
   int64_t left = n;
   for (int64_t i = 0; i < (n - target) / r_step; ++i) {
     steps.push_back(std::min(r_step, left / 2));
@@ -174,6 +170,16 @@ IterativeMerge merge_to_count(const Tensor& x, int64_t target, int64_t r_step) {
     steps.push_back(std::min(left - target, left / 2));
     left -= steps.back();
   }
+  return steps;
+}
+
+IterativeMerge merge_to_count(const Tensor& x, int64_t target, int64_t r_step) {
+  check_floating("merge_to_count", x);
+  VC_CHECK(x.dim() == 3, "merge_to_count: x must be [B, n, C], got ", x.shape());
+  int64_t batch = x.size(0), n = x.size(1);
+  VC_CHECK(target >= 1 && target <= n && r_step >= 1, "merge_to_count: cannot merge ", n,
+           " tokens of ", x.shape(), " to ", target, " in steps of ", r_step);
+  const std::vector<int64_t> steps = merge_schedule(n, target, r_step);
   IterativeMerge out;
   out.x = x;
   out.sizes = Tensor::ones({batch, n}, x.dtype(), x.device());

@@ -13,6 +13,7 @@
 //   s_new[b] = s_B[b] + sum_{a -> b} s_A[a].
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "engine/core/tensor.h"
 
@@ -67,5 +68,9 @@ struct IterativeMerge {
   Tensor assign;  // int64 [B, n]: the group (output slot) of every input token
 };
 IterativeMerge merge_to_count(const Tensor& x, int64_t target, int64_t r_step);
+// The tokens merge_to_count removes at each step (tcclip.md §2.5): floor((n - target) / r_step)
+// steps of min(r_step, n / 2), then steps of min(n - target, n / 2) until target remain.
+// merge_schedule(928, 96, 100) = [100 x 8, 32]; target >= n gives no step.
+std::vector<int64_t> merge_schedule(int64_t n, int64_t target, int64_t r_step);
 
 }  // namespace vc
