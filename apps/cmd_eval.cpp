@@ -111,7 +111,7 @@ Flip reversal_flip(const EvalReport& e) {
 
 std::string table_header(bool families, bool reversed) {
   std::string h = "  run                              top-1  top-5  mean-cls";
-  if (families) h += "      A      B      C      D  within-pair C";
+  if (families) h += "      A      B      C      D  within-pair C  B-pair";
   if (families && reversed) h += "  rev-flip C";
   return h;
 }
@@ -126,6 +126,7 @@ std::string table_row(const std::string& name, const EvalReport& r, bool reverse
       s += " " + cell(it == r.family_accuracy.end() ? NAN : it->second);
     }
     s += "         " + cell(r.pair_videos ? r.within_pair : NAN);
+    s += " " + cell(r.b_pair_videos ? r.b_pair : NAN);
     if (reversed) {
       const Flip f = reversal_flip(r);
       s += "       " + cell(f.videos ? f.rate : NAN);
@@ -406,7 +407,7 @@ int cmd_eval(int argc, char** argv) {
             << table_header(families, reversed) << "\n";
   for (const auto& row : table) std::cout << row << "\n";
   for (const auto& s : summary) std::cout << s << "\n";
-  if (families) std::cout << kWithinPairDefinition << "\n";
+  if (families) std::cout << kWithinPairDefinition << "\n" << kBPairDefinition << "\n";
   if (families && reversed) std::cout << kReversalFlipDefinition << "\n";
   std::cout << "results: " << json_path << "\n";
   if (!scores_path.empty()) std::cout << "scores: " << scores_path << "\n";

@@ -385,6 +385,7 @@ FamilyInfo fashion_motion_families(const std::vector<std::string>& names) {
   FamilyInfo f;
   f.family_of.assign(names.size(), "");
   f.pair_of.assign(names.size(), -1);
+  f.b_pair_of.assign(names.size(), -1);
   std::map<std::string, int64_t> index;
   for (size_t i = 0; i < names.size(); ++i) index[names[i]] = int64_t(i);
   std::map<std::string, const fm::ClassInfo*> by_name;
@@ -404,6 +405,14 @@ FamilyInfo fashion_motion_families(const std::vector<std::string>& names) {
       auto p = index.find(partner);
       if (p != index.end()) f.pair_of[i] = p->second;
     }
+    if (c.family == fm::Family::B) {
+      // Family B has two classes, flickering and standing still: each is the other's partner.
+      for (const auto& other : fm::classes()) {
+        if (other.family != fm::Family::B || other.id == c.id) continue;
+        auto p = index.find(other.name);
+        if (p != index.end()) f.b_pair_of[i] = p->second;
+      }
+    }
   }
   return f;
 }
@@ -415,6 +424,9 @@ namespace verbclip {
 const char* const kWithinPairDefinition =
     "within-pair (family C): a clip of class c is correct iff score(c) > score(pair(c)), its time reversal "
     "(0<->1, 2<->3, 4<->5, 6<->7, 8<->9); chance = 50%";
+const char* const kBPairDefinition =
+    "B-pair (family B): a flickering clip is correct iff score(flickering) > score(standing still), and the "
+    "reverse; chance = 50%; an order-blind frame average cannot separate them in expectation";
 
 EvalReport evaluate_list(const models::VideoModel& model, const clip::TextTokenizer& tokenizer, const Config& cfg,
                          const std::string& list_path, const std::vector<std::string>& class_names, bool multi_view,
@@ -449,6 +461,7 @@ EvalReport evaluate_list(const models::VideoModel& model, const clip::TextTokeni
       if (n > 0) r.family_accuracy[f] = a, r.family_videos[f] = n;
     }
     r.within_pair = within_pair_accuracy(r.scores, r.labels, r.families.pair_of, &r.pair_videos);
+    r.b_pair = within_pair_accuracy(r.scores, r.labels, r.families.b_pair_of, &r.b_pair_videos);
   }
   return r;
 }
@@ -471,6 +484,11 @@ nlohmann::ordered_json report_json(const EvalReport& r) {
       j["within_pair_videos"] = r.pair_videos;
       j["within_pair_definition"] = kWithinPairDefinition;
     }
+    if (r.b_pair_videos > 0) {
+      j["b_pair"] = r.b_pair;
+      j["b_pair_videos"] = r.b_pair_videos;
+      j["b_pair_definition"] = kBPairDefinition;
+    }
   }
   return j;
 }
@@ -480,6 +498,7 @@ std::string report_line(const EvalReport& r) {
                   "  mean class " + format_number("%.2f", r.acc.mean_class);
   for (const auto& [f, a] : r.family_accuracy) s += "  " + f + " " + format_number("%.1f", a);
   if (r.pair_videos > 0) s += "  within-pair C " + format_number("%.1f", r.within_pair);
+  if (r.b_pair_videos > 0) s += "  B-pair " + format_number("%.1f", r.b_pair);
   return s + "  (" + std::to_string(r.acc.videos) + " videos x " + std::to_string(r.views) + " views)";
 }
 

@@ -88,6 +88,7 @@ ScoreMatrix score_videos(const vc::models::VideoModel& model, vc::data::Loader& 
 struct FamilyInfo {
   std::vector<std::string> family_of;  // "A".."D" or ""
   std::vector<int64_t> pair_of;        // -1 when none (or the partner is not in the set)
+  std::vector<int64_t> b_pair_of;      // family B: flickering <-> standing still, else -1
   bool is_fashion_motion = false;
 };
 FamilyInfo fashion_motion_families(const std::vector<std::string>& class_names);
@@ -112,6 +113,8 @@ struct EvalReport {
   std::map<std::string, int64_t> family_videos;
   double within_pair = NAN;      // family C, see metrics.h
   int64_t pair_videos = 0;
+  double b_pair = NAN;           // family B: score(own class) > score(the other B class)
+  int64_t b_pair_videos = 0;
 };
 
 // Prompts for `class_names` (TEXT.*), the list's dataset (multi_view: TEST.NUM_CLIP x
@@ -126,5 +129,6 @@ std::string report_line(const EvalReport& r);
 
 // The definition printed next to within-pair numbers.
 extern const char* const kWithinPairDefinition;
+extern const char* const kBPairDefinition;  // family B's pair, the same rule
 
 }  // namespace verbclip
