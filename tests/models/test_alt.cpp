@@ -191,6 +191,11 @@ TEST_CASE("alt: r = 0 gives the plain CLIP's frame embeddings bit for bit") {
   Tensor video = random_video(2, 4, 9);
   Tensor plain = merged->clip().visual->forward(video.reshape({8, 3, 16, 16})).reshape({2, 4, 16});
   CHECK(max_abs_diff(merged->encode_frames(video).frames, plain) > 1e-4);
+  // Once tokens have merged, proportional attention (+ log size on the keys) changes the next
+  // block's attention: with the same weights, prop_attn on and off differ.
+  auto unprop = micro_alt({{"merge_r", "4"}, {"prop_attn", "false"}});
+  unprop->eval();
+  CHECK(max_abs_diff(merged->encode_frames(video).frames, unprop->encode_frames(video).frames) > 1e-5);
 }
 
 TEST_CASE("alt: the straight-through pick is one-hot forward and soft backward") {
