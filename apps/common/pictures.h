@@ -22,4 +22,9 @@ void write_confusion_svg(const std::string& path, const std::string& title,
 void write_attention_png(const std::string& path, const vc::Tensor& frames, const vc::Tensor& attention,
                          int scale = 4);
 
+// ALT's token merging: slots int64 [T, g*g], the merged token each patch ended in (the class
+// token left out). Top row the frames, bottom row the patches coloured by their merged token
+// (a fixed palette by slot id) over a dimmed frame, with dark lines between different tokens.
+void write_merge_png(const std::string& path, const vc::Tensor& frames, const vc::Tensor& slots, int scale = 4);
+
 }  // namespace verbclip
