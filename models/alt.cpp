@@ -195,8 +195,8 @@ AltModel::AltModel(const clip::ClipConfig& c, const AltOptions& opts)
   const int64_t E = c.embed_dim, N = c.grid() * c.grid();
   schedule_ = merge_schedule(opts, c.vision_layers);
   tokens_out_ = merged_token_counts(N + 1, schedule_).back();
-  VC_CHECK(!uses_corpus() || opts.corpus_size >= 1,
-           "alt: corpus_size is 0: set MODEL.CORPUS_SIZE to the corpus's entity count (the apps do it from TEXT.CORPUS)");
+  // corpus_size 0 (a config that leaves it to the apps) builds an empty S; set_corpus and the
+  // forward pass then say what to set.
   if (uses_corpus())
     corpus_features = register_buffer("corpus_features", Tensor::zeros({opts.corpus_size, E}));
   else

@@ -95,7 +95,7 @@ TEST_CASE("alt: options round-trip, and each bad value names its key") {
   CHECK(error_of({{"decoder_blocks", "0"}}).find("'decoder_blocks'") != std::string::npos);
   CHECK(error_of({{"queries", "words"}}).find("queries") != std::string::npos);
   CHECK(error_of({{"selection", "hard"}}).find("selection") != std::string::npos);
-  CHECK(error_of({{"corpus_size", "0"}}).find("MODEL.CORPUS_SIZE") != std::string::npos);
+  CHECK(error_of({{"corpus_size", "-1"}}).find("'corpus_size'") != std::string::npos);
   CHECK(error_of({{"tome", "8"}}).find("tome") != std::string::npos);
   CHECK(error_of({{"queries", "learnable"}, {"corpus_size", "0"}}).empty());  // no corpus, no size
   // The corpus size is checked against the model's.
@@ -106,6 +106,10 @@ TEST_CASE("alt: options round-trip, and each bad value names its key") {
   } catch (const std::exception& e) {
     CHECK(std::string(e.what()).find("MODEL.CORPUS_SIZE to 4") != std::string::npos);
   }
+  // corpus_size 0 (left to the apps) builds, but a corpus must then fit it.
+  AltModel unsized(micro_config(), AltOptions::parse({{"num_frames", "4"}, {"corpus_size", "0"}}));
+  CHECK_THROWS_WITH_AS(unsized.set_corpus(micro_corpus_tokens()), doctest::Contains("MODEL.CORPUS_SIZE to 5"),
+                       std::exception);
   // A model without a corpus refuses to run.
   AltModel bare(micro_config(), AltOptions::parse({{"num_frames", "4"}, {"corpus_size", "5"}}));
   CHECK_THROWS_WITH_AS(bare.encode_frames(random_video(1, 4, 1)), doctest::Contains("no corpus"), std::exception);
