@@ -13,11 +13,13 @@
 #include <cctype>
 #include <filesystem>
 #include <iostream>
+#include <map>
 
 #include "apps/commands.h"
 #include "apps/common/config.h"
 #include "apps/common/pictures.h"
 #include "apps/common/video_run.h"
+#include "models/alt.h"
 #include "data/annotations.h"
 #include "data/image.h"
 #include "data/sampling.h"
@@ -65,6 +67,7 @@ int cmd_predict(int argc, char** argv) {
       ("attention", "also write the class token's attention map of the clip to this PNG", cxxopts::value<std::string>())
       ("membership", "TC-CLIP: also write which patches of which frames formed each context token, per layer, to this PNG",
        cxxopts::value<std::string>())
+      ("merge-map", "ALT: also write which patches formed each merged token to this PNG", cxxopts::value<std::string>())
       ("json", "print the result as JSON")
       ("threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))
       ("images", "frames in order", cxxopts::value<std::vector<std::string>>())
@@ -168,6 +171,45 @@ int cmd_predict(int argc, char** argv) {
     }
     write_membership_png(p, video.select(0, 0), s.model->clip().config.grid(), seeds, groups);
     if (!r.count("json")) std::cout << "context-token membership: " << p << "\n";
+  }
+  // ALT: the corpus entities the clip's tokens picked (no noise: the inference picks), per
+  // frame the class token's pick and the region picks weighted by the tokens' sizes.
+  if (const auto* alt = dynamic_cast<const vc::models::AltModel*>(s.model.get())) {
+    vc::NoGradGuard no_grad;
+    vc::models::AltModel::Frames f = alt->encode_frames(video);
+    if (alt->uses_corpus() && !r.count("json")) {
+      std::vector<std::string> entity;
+      const std::string cpath = data_path(cfg, "TEXT.CORPUS");
+      if (!cpath.empty() && vc::data::path_exists(cpath))
+        for (const auto& e : vc::models::parse_corpus(vc::data::read_file_bytes(cpath, "corpus"), cpath))
+          entity.push_back(e.entity);
+      auto name_of = [&](int64_t k) {
+        return k < int64_t(entity.size()) ? entity[size_t(k)] : "entity " + std::to_string(k);
+      };
+      const int64_t Mt = f.picks.size(1);
+      const std::vector<int64_t> picks = f.picks.to_vector<int64_t>();
+      const std::vector<float> sizes = f.sizes.to_vector<float>();
+      std::cout << "entities picked by the merged tokens (class token | regions, patches per entity):\n";
+      for (int64_t t = 0; t < T; ++t) {
+        std::map<int64_t, double> weight;
+        for (int64_t i = 1; i < Mt; ++i) weight[picks[size_t(t * Mt + i)]] += sizes[size_t(t * Mt + i)];
+        std::vector<std::pair<double, int64_t>> order;
+        for (const auto& [k, w] : weight) order.push_back({-w, k});
+        std::sort(order.begin(), order.end());
+        std::cout << "  frame " << t + 1 << ": " << name_of(picks[size_t(t * Mt)]) << " |";
+        for (size_t i = 0; i < order.size() && i < 4; ++i)
+          std::cout << (i ? ", " : " ") << name_of(order[i].second) << " " << -order[i].first;
+        std::cout << "\n";
+      }
+    }
+    if (r.count("merge-map")) {
+      const std::string p = r["merge-map"].as<std::string>();
+      Tensor patches = f.slots.narrow(1, 1, f.slots.size(1) - 1);  // drop the class token
+      write_merge_png(p, video.select(0, 0), patches);
+      if (!r.count("json")) std::cout << "merged tokens: " << p << "\n";
+    }
+  } else if (r.count("merge-map")) {
+    vc::fail("--merge-map needs an ALT checkpoint (this one holds '", s.model->name(), "')");
   }
   if (r.count("attention")) {
     const std::string p = r["attention"].as<std::string>();

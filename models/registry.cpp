@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "models/alt.h"
 #include "models/baseline.h"
 #include "models/claver.h"
 #include "models/stdd.h"
@@ -11,13 +12,14 @@
 namespace vc::models {
 
 std::vector<std::string> model_names() { return {"baseline", "claver", "stdd",
-          "tcclip"}; }
+          "alt", "tcclip"}; }
 
 std::shared_ptr<VideoModel> create_model(const std::string& name, const clip::ClipConfig& config,
                                          const KeyValues& options) {
   if (name == "baseline") return std::make_shared<BaselineModel>(config, BaselineOptions::parse(options));
   if (name == "claver") return std::make_shared<ClaverModel>(config, ClaverOptions::parse(options));
   if (name == "stdd") return std::make_shared<StddModel>(config, StddOptions::parse(options));
+  if (name == "alt") return std::make_shared<AltModel>(config, AltOptions::parse(options));
   if (name == "tcclip") return std::make_shared<TcClipModel>(config, TcClipOptions::parse(options));
   std::string known;
   for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
@@ -60,6 +62,19 @@ const std::map<std::string, std::string>& help_lines() {
       {"kd_weight", "lambda of the frozen-CLIP feature distillation (0: off, no teacher kept)"},
       {"kd_alpha", "alpha of the residual projector in the distillation"},
       {"kd_detach", "distillation without gradient, as the released code (no effect)"},
+      // ALT (models/alt.h)
+      {"merge_r", "ToMe: tokens merged in every vision block (0: no merging)"},
+      {"merge_schedule", "constant (merge_r in every block) | comma list of one r per vision block"},
+      {"prop_attn", "proportional attention: + log(token size) on every key logit"},
+      {"queries", "corpus (entity picks, Eq. 4-6) | learnable (the no-corpus ablation)"},
+      {"selection", "gumbel (noise in training + straight-through one-hot) | soft (softmax, the ablation)"},
+      {"tau", "Gumbel-softmax temperature: softmax(cos/tau + g); the paper's 1 is near-uniform"},
+      {"corpus_size", "K: entities in the corpus (TEXT.CORPUS), must match the file"},
+      {"query_reduce", "entities -> one query per frame: flatten_linear | mean"},
+      {"decoder_blocks", "M: video decoder blocks"},
+      {"temporal_conv", "1-D convolution over the frames in every decoder block (off: order-blind)"},
+      {"conv_kernel", "kernel of the temporal convolution (odd)"},
+      {"conv_chain", "chain the convolution across blocks (false: Eq. 8, every block convolves X)"},
       // TC-CLIP (tcclip.md)
       {"alpha", "seeds per frame k = floor(alpha * patches); 0: no context tokens (the baseline)"},
       {"context_tokens", "m: context tokens per video (>= T*k: every seed, no merging)"},
@@ -88,6 +103,7 @@ std::vector<OptionDoc> model_option_docs(const std::string& name) {
   if (name == "baseline") defaults = BaselineOptions{}.to_kv();
   else if (name == "claver") defaults = ClaverOptions{}.to_kv();
   else if (name == "stdd") defaults = StddOptions{}.to_kv();
+  else if (name == "alt") defaults = AltOptions{}.to_kv();
   else if (name == "tcclip") defaults = TcClipOptions{}.to_kv();
   else create_model(name, clip::ClipConfig{});  // throws naming the known models
   std::vector<OptionDoc> docs;

@@ -187,4 +187,50 @@ void write_membership_png(const std::string& path, const vc::Tensor& frames, int
   write_bytes(path, bytes.data(), bytes.size());
 }
 
+void write_merge_png(const std::string& path, const vc::Tensor& frames, const vc::Tensor& slots, int scale) {
+  VC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && slots.dim() == 2 && slots.size(0) == frames.size(0),
+           "merge picture: frames ", frames.shape(), " and slots ", slots.shape(), " do not fit");
+  const int64_t T = frames.size(0), S = frames.size(2);
+  const int64_t g = std::llround(std::sqrt(double(slots.size(1))));
+  VC_CHECK(g * g == slots.size(1), "merge picture: ", slots.size(1), " patches are not a square grid");
+  const std::vector<float> px = frames.contiguous().to_vector<float>();
+  const std::vector<int64_t> sl = slots.contiguous().to_vector<int64_t>();
+  const int cell = int(S) * scale, gap = 2;
+  vc::data::Image img;
+  img.width = int(T) * (cell + gap) - gap;
+  img.height = 2 * cell + gap;
+  img.pixels.assign(size_t(img.width * img.height * 3), 40);
+  auto [lo, hi] = std::minmax_element(px.begin(), px.end());
+  const double range = std::max(1e-12, double(*hi - *lo));
+  auto colour = [](int64_t k, int c) {  // a fixed, well-spread palette (golden-ratio hues)
+    const double h = std::fmod(double(k) * 0.618033988749895, 1.0) * 6, f = h - std::floor(h);
+    const double rgb[6][3] = {{1, f, 0}, {1 - f, 1, 0}, {0, 1, f}, {0, 1 - f, 1}, {f, 0, 1}, {1, 0, 1 - f}};
+    return 0.25 + 0.75 * rgb[int(h) % 6][c];
+  };
+  for (int64_t t = 0; t < T; ++t) {
+    const int x0 = int(t) * (cell + gap);
+    for (int y = 0; y < cell; ++y)
+      for (int x = 0; x < cell; ++x) {
+        const int64_t sy = y / scale, sx = x / scale, gy = sy * g / S, gx = sx * g / S;
+        uint8_t* top = img.at(y, x0 + x);
+        double lum = 0;
+        for (int c = 0; c < 3; ++c) {
+          double v = (px[size_t(((t * 3 + c) * S + sy) * S + sx)] - *lo) / range;
+          top[c] = uint8_t(std::lround(255 * v));
+          lum += v / 3;
+        }
+        const int64_t k = sl[size_t(t * g * g + gy * g + gx)];
+        // A border where the right or lower neighbour patch went to another token.
+        const int64_t ry = (y + 1) * g / cell, rx = (x + 1) * g / cell;
+        const bool edge = (rx != gx && rx < g && sl[size_t(t * g * g + gy * g + rx)] != k) ||
+                          (ry != gy && ry < g && sl[size_t(t * g * g + ry * g + gx)] != k);
+        uint8_t* bot = img.at(cell + gap + y, x0 + x);
+        for (int c = 0; c < 3; ++c)
+          bot[c] = edge ? 0 : uint8_t(std::lround(255 * (0.7 * colour(k, c) + 0.3 * lum)));
+      }
+  }
+  const std::vector<uint8_t> bytes = vc::data::encode_png(img);
+  write_bytes(path, bytes.data(), bytes.size());
+}
+
 }  // namespace verbclip

@@ -31,4 +31,9 @@ void write_membership_png(const std::string& path, const vc::Tensor& frames, int
                           const std::vector<std::vector<int64_t>>& seeds,
                           const std::vector<std::vector<int64_t>>& groups, int scale = 4);
 
+// ALT's token merging: slots int64 [T, g*g], the merged token each patch ended in (the class
+// token left out). Top row the frames, bottom row the patches coloured by their merged token
+// (a fixed palette by slot id) over a dimmed frame, with dark lines between different tokens.
+void write_merge_png(const std::string& path, const vc::Tensor& frames, const vc::Tensor& slots, int scale = 4);
+
 }  // namespace verbclip

@@ -13,6 +13,7 @@
 #include "apps/common/run_log.h"
 #include "data/fashion_motion.h"
 #include "data/util.h"
+#include "models/alt.h"
 #include "models/stdd.h"
 #include "engine/engine.h"
 #include "nn/checkpoint.h"
@@ -95,6 +96,7 @@ Config video_config_defaults() {
 
   c.declare("TEXT.TEMPLATES", "text/templates.txt", "prompt templates, one per line, {} = class name (relative to DATA.ROOT)");
   c.declare("TEXT.INTERPRETIVE", "text/interpretive.json", "class -> sentences (JSON); empty: templates only");
+  c.declare("TEXT.CORPUS", "text/corpus.tsv", "ALT: entity corpus, lines '<group>\\t<entity>\\t<description>' (models/alt.h)");
   c.declare("TEXT.ASKG", "", "STDD: class -> knowledge-graph clauses (JSON, xprompt_oo/ao/aa); replaces TEXT.INTERPRETIVE");
 
   c.declare("TRAIN.EPOCHS", "4", "passes over the training list");
@@ -278,7 +280,16 @@ void check_shapes(const Config& cfg, const clip::ClipConfig& cc, const models::V
 VideoSetup build_model_for_training(const Config& cfg, vc::Generator& gen) {
   VideoSetup s;
   const std::string name = cfg.str("MODEL.NAME");
-  const models::KeyValues opts = model_options(cfg, name);
+  models::KeyValues opts = model_options(cfg, name);
+  // ALT: the entity corpus (TEXT.CORPUS); MODEL.CORPUS_SIZE 0 takes its size from the file.
+  std::vector<models::CorpusEntry> corpus;
+  if (name == "alt" && models::AltOptions::parse(opts).queries == models::AltOptions::Queries::Corpus) {
+    const std::string path = data_path(cfg, "TEXT.CORPUS");
+    VC_CHECK(!path.empty(), "MODEL.NAME alt with MODEL.QUERIES corpus needs TEXT.CORPUS");
+    VC_CHECK(vc::data::path_exists(path), "TEXT.CORPUS: corpus file '", path, "' does not exist");
+    corpus = models::parse_corpus(vc::data::read_file_bytes(path, "corpus"), path);
+    if (models::AltOptions::parse(opts).corpus_size == 0) opts["corpus_size"] = std::to_string(corpus.size());
+  }
   const std::string weights = cfg.str("MODEL.PRETRAINED");
   if (!weights.empty()) {
     VC_CHECK(vc::data::path_exists(weights), "MODEL.PRETRAINED: CLIP weights '", weights, "' do not exist");
@@ -303,6 +314,13 @@ VideoSetup build_model_for_training(const Config& cfg, vc::Generator& gen) {
     s.model->init_random(gen);
   }
   check_shapes(cfg, s.clip_config, *s.model);
+  // ALT: the frozen corpus S, encoded once by the text tower; a checkpoint carries it after.
+  if (!corpus.empty()) {
+    auto& alt = dynamic_cast<models::AltModel&>(*s.model);
+    models::PromptSet entities;
+    for (const auto& e : corpus) entities.texts.push_back({e.text()});
+    alt.set_corpus(alt.tokenize(entities, *s.tokenizer).select(0, 0));
+  }
   return s;
 }
 
@@ -341,8 +359,12 @@ VideoSetup load_trained_model(const std::string& path, const Config& cfg) {
   s.tokenizer_description = info.extra["tokenizer"];
   VC_CHECK(!s.tokenizer_description.empty(), "weights '", path, "' do not record their tokenizer");
   s.tokenizer = clip::tokenizer_from_description(s.tokenizer_description, "");
-  s.model = models::create_model(name, s.clip_config, model_options(cfg, name));
   vc::nn::StateDict sd = vc::nn::load_checkpoint_model(path);
+  models::KeyValues opts = model_options(cfg, name);
+  // ALT with MODEL.CORPUS_SIZE 0 (taken from the file in training): the checkpoint's corpus.
+  if (name == "alt" && models::AltOptions::parse(opts).corpus_size == 0 && sd.contains("corpus_features"))
+    opts["corpus_size"] = std::to_string(sd.at("corpus_features").size(0));
+  s.model = models::create_model(name, s.clip_config, opts);
   try {
     s.model->load_state_dict(sd, /*strict=*/true);
   } catch (const std::exception& e) {

@@ -640,3 +640,46 @@ TEST_CASE("video-apps: eval --reverse-frames") {
   CHECK(cr.scores["lists"][0]["labels"] == cd.scores["lists"][0]["labels"]);
   CHECK(cf.scores["lists"][0]["scores"] != cr.scores["lists"][0]["scores"]);
 }
+
+TEST_CASE("video-apps: ALT trains with the dataset's corpus, evaluates under all four protocols and shows its picks") {
+  Fixture& fx = fixture();
+  REQUIRE(fx.ok);
+  const std::string out = (fx.dir / "alt").string();
+  RunResult t = run_vc(fx.train_args("alt", out));
+  CAPTURE(t.output);
+  REQUIRE(t.code == 0);
+  const std::string w = out + "/checkpoint_best.safetensors";
+  for (const char* protocol : {"supervised", "fewshot", "b2n", "zeroshot"}) {
+    CAPTURE(protocol);
+    std::vector<std::string> args = {"eval", "--weights", w, "--protocol", protocol, "--no-pictures", "--quiet"};
+    if (std::string(protocol) == "zeroshot")
+      args.insert(args.end(), {"--opts", "DATA.ZS_TEST_FILES", "test.txt", "DATA.ZS_TEST_LABELS", "labels.csv"});
+    RunResult e = run_vc(args);
+    CAPTURE(e.output);
+    CHECK(e.code == 0);
+    CHECK(fs::exists(out + "/eval_" + protocol + ".json"));
+  }
+  // predict names the picked corpus entities per frame and draws the merged tokens.
+  const std::string video_dir = fs::directory_iterator(fx.data + "/rawframes")->path().string();
+  RunResult p = run_vc({"predict", "--weights", w, "--labels", fx.data + "/labels.csv", "--frames", video_dir,
+                        "--merge-map", (fx.dir / "merge.png").string()});
+  CAPTURE(p.output);
+  REQUIRE(p.code == 0);
+  CHECK(p.output.find("entities picked") != std::string::npos);
+  CHECK(p.output.find("frame 8:") != std::string::npos);
+  CHECK(fs::exists(fx.dir / "merge.png"));
+  // A corpus file that is missing or malformed is named.
+  std::vector<std::string> bad = fx.train_args("alt", out + "_bad");
+  bad.insert(bad.end(), {"TEXT.CORPUS", "no_such_corpus.tsv"});
+  RunResult b = run_vc(bad);
+  CHECK(b.code != 0);
+  CHECK(b.output.find("no_such_corpus.tsv") != std::string::npos);
+  // --merge-map on a model without merging is an error naming the model.
+  const fs::path other = fx.dir / "stdd" / "checkpoint_best.safetensors";
+  if (fs::exists(other)) {
+    RunResult s = run_vc({"predict", "--weights", other.string(), "--labels", fx.data + "/labels.csv", "--frames",
+                          video_dir, "--merge-map", (fx.dir / "m2.png").string()});
+    CHECK(s.code != 0);
+    CHECK(s.output.find("ALT checkpoint") != std::string::npos);
+  }
+}
