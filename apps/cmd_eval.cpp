@@ -21,6 +21,7 @@
 // --save-scores also writes <output>/scores_<protocol>.json: per checkpoint and list, the
 // labels and the per-video scores (summed over views) that the metrics were computed from.
 #include <cxxopts.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -109,6 +110,51 @@ Flip reversal_flip(const EvalReport& e) {
   return f;
 }
 
+// One row of mean +- std over the runs of one name (seeds), and its JSON record.
+std::string group_header(bool families) {
+  std::string h = "  run";
+  h.resize(32, ' ');
+  h += "runs";
+  std::vector<std::string> cols = {"top-1", "top-5", "mean-cls"};
+  if (families) cols.insert(cols.end(), {"A", "B", "C", "D", "within-pair C", "B-pair"});
+  for (const auto& c : cols) h += std::string(15 - c.size(), ' ') + c;
+  return h;
+}
+
+std::string group_row(const std::string& name, const std::vector<EvalReport>& reports, json& records) {
+  auto stat = [&](auto get) {
+    std::vector<double> v;
+    for (const auto& e : reports) v.push_back(get(e));
+    return mean_std(v);
+  };
+  std::string s = "  " + name;
+  s.resize(std::max<size_t>(s.size() + 1, 32), ' ');
+  const std::string runs = std::to_string(reports.size());
+  s += std::string(runs.size() < 4 ? 4 - runs.size() : 0, ' ') + runs;
+  json rec;
+  rec["name"] = name;
+  rec["runs"] = reports.size();
+  auto add = [&](const std::string& key, MeanStd m) {
+    s += "  " + (std::isnan(m.mean) ? std::string("            -") : format_number("%5.2f", m.mean) + " +- " +
+                                                                     format_number("%4.2f", m.std));
+    if (!std::isnan(m.mean)) rec[key] = {{"mean", m.mean}, {"std", m.std}};
+  };
+  add("top1", stat([](const EvalReport& e) { return e.acc.top1; }));
+  add("top5", stat([](const EvalReport& e) { return e.acc.top5; }));
+  add("mean_class", stat([](const EvalReport& e) { return e.acc.mean_class; }));
+  if (reports.front().families.is_fashion_motion) {
+    for (const char* f : {"A", "B", "C", "D"})
+      add(std::string("family_") + f, stat([&](const EvalReport& e) {
+            auto it = e.family_accuracy.find(f);
+            return it == e.family_accuracy.end() ? NAN : it->second;
+          }));
+    add("within_pair", stat([](const EvalReport& e) { return e.pair_videos ? e.within_pair : NAN; }));
+    add("b_pair", stat([](const EvalReport& e) { return e.b_pair_videos ? e.b_pair : NAN; }));
+  }
+  records.push_back(rec);
+  return s;
+}
+
 std::string table_header(bool families, bool reversed) {
   std::string h = "  run                              top-1  top-5  mean-cls";
   if (families) h += "      A      B      C      D  within-pair C  B-pair";
@@ -117,7 +163,8 @@ std::string table_header(bool families, bool reversed) {
 }
 
 std::string table_row(const std::string& name, const EvalReport& r, bool reversed) {
-  std::string n = name.size() > 32 ? "..." + name.substr(name.size() - 29) : name;
+  // Long names keep their start: the run folder and model come first, the list last.
+  std::string n = name.size() > 32 ? name.substr(0, 29) + "..." : name;
   std::string s = "  " + n + std::string(33 - n.size(), ' ') + cell(r.acc.top1) + " " + cell(r.acc.top5) + "   " +
                   cell(r.acc.mean_class);
   if (r.families.is_fashion_motion) {
@@ -237,6 +284,9 @@ int cmd_eval(int argc, char** argv) {
   std::vector<std::string> summary_zero_shot;
   bool families = false;
   std::set<std::string> models_seen;
+  // Runs of the same name (one model's folder over several seeds: seed1/claver, seed2/claver)
+  // are summarised as mean +- std per column, in the order first seen.
+  std::vector<std::pair<std::string, std::vector<EvalReport>>> groups;
   for (const auto& w : weights) {
     cfg = config_for(w);
     VC_CHECK(cfg.str("TEST.PROTOCOL") == protocol, "weights '", w, "' are configured for protocol '",
@@ -307,6 +357,10 @@ int cmd_eval(int argc, char** argv) {
       run["test"] = report(e);
       top1s.push_back(e.acc.top1);
       table.push_back(table_row(name_of(w, ""), e, reversed));
+      auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == name_of(w, ""); });
+      if (g == groups.end()) groups.push_back({name_of(w, ""), {}}), g = groups.end() - 1;
+      e.scores = {};  // the group keeps the metrics only
+      g->second.push_back(std::move(e));
     } else if (protocol == "b2n") {
       EvalReport b = eval("DATA.B2N_VAL_BASE", "DATA.B2N_BASE_LABELS", true);
       EvalReport n = eval("DATA.B2N_VAL_NOVEL", "DATA.B2N_NOVEL_LABELS", true);
@@ -327,7 +381,7 @@ int cmd_eval(int argc, char** argv) {
         if (run_reports.empty()) run_reports.push_back(e);
         run["splits"].push_back(report(e));
         zs.push_back(e.acc.top1);
-        table.push_back(table_row(name_of(w, list), e, reversed));
+        table.push_back(table_row(name_of(w, std::filesystem::path(list).stem().string()), e, reversed));
       }
     }
     if (noun_zero_shot > 0) {
@@ -381,6 +435,12 @@ int cmd_eval(int argc, char** argv) {
                       format_number("%.2f", m.mean) + " +- " + format_number("%.2f", m.std));
   }
   if (protocol == "fewshot") result["shots"] = cfg.integer("TEST.SHOTS");
+  std::vector<std::string> group_table;
+  const bool repeated = std::any_of(groups.begin(), groups.end(), [](const auto& g) { return g.second.size() > 1; });
+  if (repeated) {
+    result["groups"] = json::array();
+    for (const auto& [name, reports] : groups) group_table.push_back(group_row(name, reports, result["groups"]));
+  }
 
   const std::string json_path = out + "/eval_" + protocol + ".json";
   write_json(json_path, result);
@@ -407,6 +467,10 @@ int cmd_eval(int argc, char** argv) {
             << table_header(families, reversed) << "\n";
   for (const auto& row : table) std::cout << row << "\n";
   for (const auto& s : summary) std::cout << s << "\n";
+  if (repeated) {
+    std::cout << "mean +- std (population) over the runs of the same name:\n" << group_header(families) << "\n";
+    for (const auto& row : group_table) std::cout << row << "\n";
+  }
   if (families) std::cout << kWithinPairDefinition << "\n" << kBPairDefinition << "\n";
   if (families && reversed) std::cout << kReversalFlipDefinition << "\n";
   std::cout << "results: " << json_path << "\n";

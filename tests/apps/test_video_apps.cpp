@@ -221,6 +221,26 @@ TEST_CASE("video-apps: train, eval and predict end to end") {
   CHECK(test["within_pair_videos"] == 8);
   CHECK(fs::exists(out + "/confusion_supervised.svg"));
   CHECK(fs::exists(out + "/attention.png"));
+  CHECK(test["b_pair_videos"].get<int64_t>() > 0);
+
+  // Runs of the same name (a model over seeds) get a mean +- std row: the same checkpoint twice
+  // gives its own numbers with std 0, per column.
+  RunResult g = run_vc({"eval", "--weights", out + "/checkpoint_best.safetensors", "--weights",
+                        out + "/checkpoint_best.safetensors", "--output", (fx.dir / "groups").string(),
+                        "--no-pictures", "--quiet"});
+  CAPTURE(g.output);
+  REQUIRE(g.code == 0);
+  CHECK(g.output.find("mean +- std (population) over the runs of the same name") != std::string::npos);
+  std::ifstream gs((fx.dir / "groups" / "eval_supervised.json").string());
+  nlohmann::json gj = nlohmann::json::parse(gs);
+  REQUIRE(gj["groups"].size() == 1);
+  const auto& grp = gj["groups"][0];
+  CHECK(grp["runs"] == 2);
+  const auto& one = gj["runs"][0]["test"];
+  CHECK(grp["top1"]["mean"].get<double>() == doctest::Approx(one["top1"].get<double>()));
+  CHECK(grp["top1"]["std"].get<double>() == 0.0);
+  CHECK(grp["within_pair"]["mean"].get<double>() == doctest::Approx(one["within_pair"].get<double>()));
+  CHECK(grp["b_pair"]["mean"].get<double>() == doctest::Approx(one["b_pair"].get<double>()));
 
   // Base-to-novel and zero-shot protocols run on the same data (their lists are generated
   // for the 6 classes kept).
