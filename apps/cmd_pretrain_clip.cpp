@@ -32,6 +32,7 @@
 #include "apps/common/clip_weights.h"
 #include "apps/common/config.h"
 #include "apps/common/run_log.h"
+#include "nn/faults.h"
 #include "data/fashion_motion.h"
 #include "data/rng.h"
 #include "data/util.h"
@@ -461,13 +462,19 @@ int cmd_pretrain_clip(int argc, char** argv) {
     if (state.extra.count("best_val_loss")) best_val = std::stod(state.extra["best_val_loss"]);
     sched = nn::CosineSchedule(so);  // the (possibly extended) schedule of this invocation
   }
+  // A run killed after its last checkpoint: logs back to that checkpoint, temporaries gone.
+  const int64_t log_dropped = resume ? RunLog::rewind(out, state.extra) : 0;
+  const int64_t temporaries = resume ? ckpts.remove_temporaries() : 0;
 
   RunLog log(out, /*append=*/resume);
   std::filesystem::create_directories(out);
   vc::nn::write_file_atomically(out + "/config.yaml", [&](std::FILE* f) {
     std::fwrite(state.config.data(), 1, state.config.size(), f);
   });
-  if (resume) log.info("resuming " + ckpts.last_path() + " at step " + std::to_string(state.step));
+  if (resume)
+    log.info("resuming " + ckpts.last_path() + " at step " + std::to_string(state.step) +
+             (log_dropped > 0 ? "; dropped " + std::to_string(log_dropped) + " bytes of log written after it" : "") +
+             (temporaries > 0 ? "; removed " + std::to_string(temporaries) + " unfinished temporary file(s)" : ""));
   clip::ParamCount pc = clip::count_parameters(mc);
   log.info("pretrain-clip: " + std::to_string(train.set.size()) + " train / " + std::to_string(val.set.size()) +
            " val caption images from " + root + "; vocabulary " + std::to_string(tok->vocab_size()) +
@@ -556,6 +563,7 @@ int cmd_pretrain_clip(int argc, char** argv) {
     Tensor tokens = augment ? clip::trim_padding(tok->tokenize(texts, context, false)) : token_rows(train.tokens, context, idx);
     BatchResult res = contrastive_loss(model, image_batch(imgs, size, top, left), tokens, texts, multi_positive);
     res.loss.backward();
+    vc::nn::kill_point("train_step");  // fault tests (nn/faults.h)
     if (clip_grad > 0) nn::clip_grad_norm(params, clip_grad);
     opt.step();
     {
@@ -610,7 +618,11 @@ int cmd_pretrain_clip(int argc, char** argv) {
       }
     }
     const bool stop_now = state.step == stop_at;
-    if (epoch_end || stop_now || (save_freq > 0 && state.step % save_freq == 0)) ckpts.save_last(model, opt, sched, state);
+    if (stop_now) log.info("stopped after step " + std::to_string(state.step) + " (--stop-at); continue with --resume");
+    if (epoch_end || stop_now || (save_freq > 0 && state.step % save_freq == 0)) {
+      log.mark(state.extra);  // what --resume keeps of the logs
+      ckpts.save_last(model, opt, sched, state);
+    }
     if (stop_now) {
       stopped = true;
       break;
@@ -619,10 +631,7 @@ int cmd_pretrain_clip(int argc, char** argv) {
   progress.finish();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_run_curves(out);
-  if (stopped) {
-    log.info("stopped after step " + std::to_string(state.step) + " (--stop-at); continue with --resume");
-    return 0;
-  }
+  if (stopped) return 0;
   log.info("trained " + std::to_string(state.step - first_step) + " steps in " + Progress::format_duration(secs) +
            " (" + fmt("%.0f", double((state.step - first_step) * B) / std::max(secs, 1e-9)) + " pairs/s)");
 

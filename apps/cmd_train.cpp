@@ -32,6 +32,7 @@
 #include "data/annotations.h"
 #include "data/util.h"
 #include "engine/engine.h"
+#include "nn/faults.h"
 #include "nn/nn.h"
 
 namespace verbclip {
@@ -184,6 +185,10 @@ int cmd_train(int argc, char** argv) {
     if (state.extra.count("best_top1")) best_top1 = std::stod(state.extra["best_top1"]);
     sched = nn::CosineSchedule(so);  // this invocation's (possibly extended) schedule
   }
+  // A run killed after its last checkpoint: logs back to that checkpoint (the steps after it
+  // are done again), half-written temporaries gone.
+  const int64_t log_dropped = resume ? RunLog::rewind(out, state.extra) : 0;
+  const int64_t temporaries = resume ? ckpts.remove_temporaries() : 0;
   // Resuming: the epochs to average that already ended must have left their weights.
   for (int64_t e = avg_first; avg_epochs > 0 && e <= epochs; ++e)
     if (std::min(e * steps_per_epoch, total) <= state.step) check_epoch_file(e);
@@ -194,7 +199,10 @@ int cmd_train(int argc, char** argv) {
     std::fwrite(state.config.data(), 1, state.config.size(), f);
   });
   for (const auto& n : setup.notes) log.info("note: " + n);
-  if (resume) log.info("resuming " + ckpts.last_path() + " at step " + std::to_string(state.step));
+  if (resume)
+    log.info("resuming " + ckpts.last_path() + " at step " + std::to_string(state.step) +
+             (log_dropped > 0 ? "; dropped " + std::to_string(log_dropped) + " bytes of log written after it" : "") +
+             (temporaries > 0 ? "; removed " + std::to_string(temporaries) + " unfinished temporary file(s)" : ""));
   int64_t new_params = 0, all_params = 0;
   for (const auto& g : opt.groups())
     for (const auto& [name, t] : g.params) (g.lr_mult != 1.0 ? new_params : all_params) += t.numel();
@@ -257,6 +265,7 @@ int cmd_train(int argc, char** argv) {
         for (size_t i = 0; i < y.size(); ++i) window_hit += pred[i] == y[i];
         window_items += int64_t(y.size());
       }
+      nn::kill_point("train_step");  // fault tests (nn/faults.h)
       if (clip_grad > 0) nn::clip_grad_norm(params, clip_grad);
       opt.step();
       ++state.step;
@@ -277,6 +286,7 @@ int cmd_train(int argc, char** argv) {
         j["lr"] = opt.lr();
         j["clips_per_s"] = progress.items_per_second();
         for (const auto& [name, acc] : window_metrics) j[name] = acc.first / double(acc.second);
+        j["rss_mib"] = std::round(current_rss_mib() * 10) / 10;
         log.record(j);
         window_loss = 0, window_n = 0, window_hit = 0, window_items = 0;
         window_metrics.clear();
@@ -322,8 +332,11 @@ int cmd_train(int argc, char** argv) {
                  ckpts.epoch_path(epoch + 1));
       }
       const bool stop_now = state.step == stop_at;
-      if (epoch_end || stop_now || (save_freq > 0 && state.step % save_freq == 0))
+      if (stop_now) log.info("stopped after step " + std::to_string(state.step) + " (--stop-at); continue with --resume");
+      if (epoch_end || stop_now || (save_freq > 0 && state.step % save_freq == 0)) {
+        log.mark(state.extra);  // what --resume keeps of the logs
         ckpts.save_last(model, opt, sched, state);
+      }
       if (stop_now) {
         stopped = true;
         break;
@@ -332,10 +345,7 @@ int cmd_train(int argc, char** argv) {
   }
   progress.finish();
   write_train_curves(out);
-  if (stopped) {
-    log.info("stopped after step " + std::to_string(state.step) + " (--stop-at); continue with --resume");
-    return 0;
-  }
+  if (stopped) return 0;
   if (best_top1 < 0) ckpts.save_best(model, opt, sched, state);  // no validation list: best = last
   if (avg_epochs > 0) {
     // The epoch files must be this schedule's: epoch e ends at step min(e * steps_per_epoch, total).
@@ -380,6 +390,16 @@ int cmd_train(int argc, char** argv) {
            " clips/s); checkpoints: " + ckpts.last_path() + ", " + ckpts.best_path() +
            (avg_epochs > 0 ? ", " + ckpts.avg_path() : std::string()) + "; curves: " + out +
            "/loss.svg, " + out + "/accuracy.svg");
+  log.info("memory: peak RSS " + format_number("%.1f", peak_rss_mib()) + " MiB, RSS at the end " +
+           format_number("%.1f", current_rss_mib()) + " MiB");
+  {
+    nlohmann::ordered_json j;
+    j["event"] = "memory";
+    j["step"] = state.step;
+    j["peak_rss_mib"] = std::round(peak_rss_mib() * 10) / 10;
+    j["rss_mib"] = std::round(current_rss_mib() * 10) / 10;
+    log.record(j);
+  }
   return 0;
 }
 

@@ -105,7 +105,7 @@ LabelSet assemble_labels(std::vector<std::tuple<int64_t, std::string, std::strin
     }
     if (name.empty()) fail(where, ": class ", id, " has an empty name");
     auto [it, fresh] = seen.emplace(name, where);
-    if (!fresh) fail(where, ": class name '", name, "' already used at ", it->second);
+    if (!fresh) fail(where, ": class name '", excerpt(name), "' already used at ", it->second);
     set.names.push_back(name);
   }
   return set;
@@ -124,7 +124,7 @@ LabelSet read_labels_csv(const std::string& path) {
     int64_t id;
     if (!parse_int(trim(row.fields[0]), id)) {
       if (r == 0) continue;  // the "id,name" header
-      fail(where, ": class id '", row.fields[0], "' is not an integer");
+      fail(where, ": class id '", excerpt(row.fields[0], 40), "' is not an integer");
     }
     items.emplace_back(id, row.fields[1], where);
   }
@@ -136,7 +136,7 @@ LabelSet read_labels_json(const std::string& path) {
   try {
     j = nlohmann::json::parse(read_file_bytes(path, "label file"));
   } catch (const nlohmann::json::parse_error& e) {
-    fail("label file ", path, " is not valid JSON: ", e.what());
+    fail("label file ", path, " is not valid JSON: ", excerpt(e.what(), 300));
   }
   std::vector<std::tuple<int64_t, std::string, std::string>> items;
   if (j.is_array()) {
@@ -147,7 +147,7 @@ LabelSet read_labels_json(const std::string& path) {
   } else if (j.is_object()) {
     for (auto& [key, value] : j.items()) {
       int64_t id;
-      if (!parse_int(key, id)) fail(path, ": key '", key, "' is not a class id");
+      if (!parse_int(key, id)) fail(path, ": key '", excerpt(key, 40), "' is not a class id");
       if (!value.is_string()) fail(path, ": class ", key, " is not a string");
       items.emplace_back(id, value.get<std::string>(), path + "[\"" + key + "\"]");
     }
@@ -221,7 +221,7 @@ struct LineError {
 
 int64_t int_field(const std::string& s, const char* what) {
   int64_t v;
-  if (!parse_int(s, v)) throw LineError{std::string(what) + " '" + s + "' is not an integer"};
+  if (!parse_int(s, v)) throw LineError{std::string(what) + " '" + excerpt(s, 40) + "' is not an integer"};
   return v;
 }
 
@@ -269,7 +269,7 @@ std::vector<VideoRecord> read_json_list(const std::string& path, const ListOptio
   try {
     j = nlohmann::json::parse(read_file_bytes(path, "list file"));
   } catch (const nlohmann::json::parse_error& e) {
-    fail("list file ", path, " is not valid JSON: ", e.what());
+    fail("list file ", path, " is not valid JSON: ", excerpt(e.what(), 300));
   }
   if (!j.is_array()) fail(path, ": expected a JSON list of {frame_dir|filename, label} objects");
   std::vector<VideoRecord> out;
@@ -296,7 +296,7 @@ std::vector<VideoRecord> read_json_list(const std::string& path, const ListOptio
     } catch (const LineError& e) {
       problems.report(where + ": " + e.why);
     } catch (const nlohmann::json::exception& e) {
-      problems.report(where + ": " + e.what());
+      problems.report(where + ": " + excerpt(e.what(), 300));
     }
   }
   return out;
@@ -349,7 +349,7 @@ std::vector<VideoRecord> read_list(const std::string& path, const ListOptions& o
       r.source = where;
       out.push_back(std::move(r));
     } catch (const LineError& e) {
-      problems.report(where + ": " + e.why + ": '" + text + "'");
+      problems.report(where + ": " + e.why + ": '" + excerpt(text) + "'");
     }
   }
   return out;

@@ -47,7 +47,7 @@ VideoDataset::VideoDataset(std::vector<VideoRecord> records, DatasetOptions opt)
       if (is_directory(stem)) {
         dir = stem;
       } else {
-        problems_.report(where + ": frame directory " + dir +
+        problems_.report(where + ": frame directory " + excerpt(dir) +
                          " not found (verbclip reads extracted frames, e.g. ffmpeg -i video.avi "
                          "dir/img_%05d.jpg)");
         continue;
@@ -82,6 +82,9 @@ VideoDataset VideoDataset::from_list(const std::string& list_path, DatasetOption
   p.quiet = opt.quiet;
   if (list_opt.num_classes < 0) list_opt.num_classes = opt.num_classes;
   auto records = read_list(list_path, list_opt, p);
+  if (records.empty())
+    fail("list file ", list_path, " holds no videos",
+         p.count() ? " (all " + std::to_string(p.count()) + " of its lines were skipped as bad)" : std::string());
   VideoDataset ds(std::move(records), std::move(opt));
   // Keep the list's own skipped lines in the count reported at the end.
   ds.problems_.warnings.insert(ds.problems_.warnings.begin(), p.warnings.begin(), p.warnings.end());

@@ -3,8 +3,14 @@
 #define STBI_FAILURE_USERMSG
 #include "data/image.h"
 
+// stb is third-party code compiled here (its implementation): its own warnings
+// (-Wmissing-field-initializers in stb_image_write) are not ours to fix.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
 #include <stb_image.h>
 #include <stb_image_write.h>
+#pragma GCC diagnostic pop
 
 #include <cstring>
 #include <fstream>
@@ -14,7 +20,29 @@
 namespace vc::data {
 
 Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
+  if (size == 0) fail("cannot decode image ", name, ": the file is empty (0 bytes)");
+  if (size > size_t(kMaxImageFileBytes))
+    fail("cannot decode image ", name, ": ", size, " bytes is more than the ", kMaxImageFileBytes, "-byte limit");
   int w = 0, h = 0, channels = 0;
+  // A PNG's IHDR says its size in the first 24 bytes (stb rejects a huge one with a generic
+  // "not of any known type"): name the size.
+  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (size >= 24 && std::memcmp(bytes, kPng, 8) == 0 && std::memcmp(bytes + 12, "IHDR", 4) == 0) {
+    auto be32 = [&](size_t at) {
+      return (uint32_t(bytes[at]) << 24) | (uint32_t(bytes[at + 1]) << 16) | (uint32_t(bytes[at + 2]) << 8) | bytes[at + 3];
+    };
+    const uint64_t pw = be32(16), ph = be32(20);
+    if (pw * ph > uint64_t(kMaxImagePixels))
+      fail("cannot decode image ", name, ": it declares ", pw, "x", ph, " pixels, more than the limit of ",
+           kMaxImagePixels, " (refused before decoding)");
+  }
+  // The header first: a decompression bomb (a tiny file that declares a huge image) is refused
+  // before anything is allocated for its pixels.
+  if (!stbi_info_from_memory(bytes, int(size), &w, &h, &channels))
+    fail("cannot decode image ", name, ": ", stbi_failure_reason());
+  if (w <= 0 || h <= 0 || int64_t(w) * int64_t(h) > kMaxImagePixels)
+    fail("cannot decode image ", name, ": it declares ", w, "x", h, " pixels, more than the limit of ",
+         kMaxImagePixels, " (refused before decoding)");
   uint8_t* p = stbi_load_from_memory(bytes, int(size), &w, &h, &channels, 3);
   if (!p) fail("cannot decode image ", name, ": ", stbi_failure_reason());
   Image img;

@@ -16,8 +16,14 @@ struct Image {
   const uint8_t* at(int y, int x) const { return &pixels[(size_t(y) * width + x) * 3]; }
 };
 
-// Decodes any stb-supported file to RGB (grey and RGBA are converted). Throws vc::Error naming
-// the file and stb's reason when it is missing or corrupt.
+// Limits on what is decoded: 2^26 pixels (8192 x 8192) and 1 GiB of file. A larger image is
+// refused from its header alone, before its pixels are allocated (decompression bombs).
+constexpr int64_t kMaxImagePixels = int64_t(1) << 26;
+constexpr int64_t kMaxImageFileBytes = int64_t(1) << 30;
+
+// Decodes any stb-supported file to RGB (grey, grey+alpha and RGBA are converted). Throws
+// vc::Error naming the file and stb's reason when it is missing, empty, corrupt, truncated
+// or over the limits above.
 Image read_image(const std::string& path);
 // Same, from bytes in memory; `name` is used in messages.
 Image decode_image(const uint8_t* bytes, size_t size, const std::string& name);

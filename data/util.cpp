@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -10,6 +11,7 @@
 namespace vc::data {
 
 std::string read_file_bytes(const std::string& path, const char* what) {
+  if (is_directory(path)) fail("cannot open ", what, " ", path, ": it is a folder, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open ", what, " ", path, ": ", std::strerror(errno));
   std::ostringstream ss;
@@ -42,6 +44,46 @@ std::vector<std::string> read_lines(const std::string& path, const char* what) {
     start = end + 1;
   }
   return lines;
+}
+
+std::string excerpt(const std::string& text, size_t max) {
+  std::string out;
+  auto hex = [&](unsigned char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\x%02X", c);
+    out += buf;
+  };
+  size_t i = 0;
+  while (i < text.size() && i < max) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F) {
+      hex(c), ++i;
+      continue;
+    }
+    if (c < 0x80) {
+      out += char(c), ++i;
+      continue;
+    }
+    // A whole, shortest-form UTF-8 sequence is kept; anything else is escaped byte by byte.
+    const size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    bool ok = n > 0 && i + n <= text.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    if (ok && n == 3) {
+      const auto c1 = static_cast<unsigned char>(text[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
+    }
+    if (ok && n == 4) {
+      const auto c1 = static_cast<unsigned char>(text[i + 1]);
+      ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);  // overlong, > U+10FFFF
+    }
+    if (!ok) {
+      hex(c), ++i;
+      continue;
+    }
+    out.append(text, i, n), i += n;
+  }
+  if (i < text.size()) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
 }
 
 std::string trim(const std::string& s) {

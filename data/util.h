@@ -23,6 +23,9 @@ std::vector<std::string> split_ws(const std::string& s);  // on runs of spaces/t
 std::vector<std::string> split_char(const std::string& s, char sep);
 bool starts_with(const std::string& s, const std::string& p);
 bool ends_with(const std::string& s, const std::string& p);
+// Text from a user's file made safe for a one-line message: at most `max` bytes (then
+// "... (N bytes)"), control characters and bytes that are not valid UTF-8 as \xNN.
+std::string excerpt(const std::string& text, size_t max = 120);
 // Parses a whole string as an integer; false on anything else.
 bool parse_int(const std::string& s, int64_t& out);
 

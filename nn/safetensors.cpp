@@ -1,4 +1,5 @@
 #include "nn/safetensors.h"
+#include "nn/faults.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -299,8 +301,21 @@ void write_file_atomically(const std::string& path, const std::function<void(std
   std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail("write '", path, "': cannot create '", tmp, "': ", std::strerror(errno));
+  const std::string name = std::filesystem::path(path).filename().string();
   try {
     write(f);
+    if (std::fflush(f) == 0 && !std::ferror(f)) {
+      // Fault tests (nn/faults.h): a crash or a full disk half way through this file.
+      const bool kill = kill_point_reached("write:" + name), full = !kill && write_failure_injected(name);
+      if (kill || full) {
+        const long size = std::ftell(f);
+        if (::ftruncate(::fileno(f), size / 2) != 0) {}
+        if (kill) kill_now();
+        errno = ENOSPC;
+        fail("write '", path, "': writing '", tmp, "' failed: ", std::strerror(errno),
+             " (injected by VERBCLIP_TEST_FAIL_WRITE)");
+      }
+    }
     if (std::fflush(f) != 0 || std::ferror(f) || ::fsync(::fileno(f)) != 0)
       fail("write '", path, "': writing '", tmp, "' failed: ", std::strerror(errno));
   } catch (...) {
@@ -317,6 +332,15 @@ void write_file_atomically(const std::string& path, const std::function<void(std
     std::remove(tmp.c_str());
     fail("write '", path, "': rename from '", tmp, "' failed: ", std::strerror(err));
   }
+  // The rename itself reaches the disk with the folder's entry (power loss; a killed process
+  // needs nothing more).
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  kill_point("renamed:" + name);
 }
 
 namespace {

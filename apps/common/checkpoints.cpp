@@ -1,6 +1,7 @@
 #include "apps/common/checkpoints.h"
 
 #include <filesystem>
+#include <regex>
 
 #include "nn/safetensors.h"
 
@@ -35,6 +36,17 @@ vc::nn::TrainingState RunCheckpoints::resume(vc::nn::Module& model, vc::nn::Opti
                                              vc::nn::CosineSchedule& schedule) const {
   VC_CHECK(has_last(), "cannot resume: no checkpoint '", last_path(), "'");
   return vc::nn::load_checkpoint(last_path(), model, &opt, &schedule);
+}
+
+int64_t RunCheckpoints::remove_temporaries() const {
+  static const std::regex tmp_name(R"(.+\.tmp\.[0-9]+\.[0-9]+)");
+  int64_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+    if (!e.is_regular_file() || !std::regex_match(e.path().filename().string(), tmp_name)) continue;
+    if (std::filesystem::remove(e.path(), ec)) ++n;
+  }
+  return n;
 }
 
 std::string RunCheckpoints::last_config() const {

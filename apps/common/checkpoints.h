@@ -38,6 +38,9 @@ class RunCheckpoints {
   // Restores everything from the last checkpoint; the error says when there is none.
   vc::nn::TrainingState resume(vc::nn::Module& model, vc::nn::Optimizer& opt,
                                vc::nn::CosineSchedule& schedule) const;
+  // Removes the temporaries (<file>.tmp.<pid>.<n>) a killed save left in the folder; returns
+  // how many. Call on resume, when no other process writes to the run.
+  int64_t remove_temporaries() const;
   // The config YAML stored in the last checkpoint (to rebuild the run before resume()).
   std::string last_config() const;
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <sstream>
 
+#include "data/util.h"
 #include "engine/core/error.h"
 
 namespace verbclip {
@@ -75,7 +76,7 @@ void Config::set(const std::string& key, const std::string& value, const std::st
       size_t d = edit_distance(key, kv.first);
       if (d < best_d) best_d = d, best = kv.first;
     }
-    fail(source, ": unknown config key '", key, "'",
+    fail(source, ": unknown config key '", vc::data::excerpt(key), "'",
          best_d <= std::max<size_t>(3, key.size() / 3) ? " (did you mean '" + best + "'?)" : std::string());
   }
   it->second.value = value;
@@ -92,32 +93,54 @@ void Config::load_yaml_text(const std::string& text, const std::string& source) 
   if (root.IsNull()) return;
   if (!root.IsMap()) fail(source, ": a config must be a map of keys to values");
   std::vector<std::pair<std::string, std::string>> kv;
-  for (const auto& item : root) {
-    std::string k = item.first.as<std::string>();
-    if (k == "BASE") continue;  // handled by load_yaml_file
-    flatten(item.second, k, source, kv);
+  try {
+    for (const auto& item : root) {
+      std::string k = item.first.as<std::string>();
+      if (k == "BASE") continue;  // handled by load_yaml_file
+      flatten(item.second, k, source, kv);
+    }
+  } catch (const YAML::Exception& e) {  // e.g. a key that is itself a map or a list
+    fail(source, ": not a config of KEY: value entries: ", e.what());
   }
   for (const auto& [k, v] : kv) set(k, v, source);
 }
 
 void Config::load_yaml_file(const std::string& path) {
   std::vector<std::string> stack;
+  // Files are compared by their canonical path, so a loop spelt "./a.yaml" or "../x/a.yaml"
+  // is found too; a chain deeper than kMaxBaseDepth is an error, not a stack overflow.
+  constexpr size_t kMaxBaseDepth = 64;
   std::function<void(const std::string&)> load = [&](const std::string& p) {
-    if (std::find(stack.begin(), stack.end(), p) != stack.end()) fail(p, ": BASE includes itself");
-    if (!std::filesystem::is_regular_file(p)) fail("config file '", p, "' does not exist");
+    if (!std::filesystem::is_regular_file(p)) {
+      if (stack.empty()) fail("config file '", p, "' does not exist");
+      fail(stack.back(), ": BASE file '", p, "' does not exist");
+    }
+    std::error_code ec;
+    std::string canonical = std::filesystem::weakly_canonical(p, ec).string();
+    if (ec) canonical = p;
+    if (std::find(stack.begin(), stack.end(), canonical) != stack.end())
+      fail(p, ": BASE includes itself (a loop of ", stack.size(), " file(s) from ", stack.front(), ")");
+    if (stack.size() >= kMaxBaseDepth) fail(p, ": BASE chain deeper than ", kMaxBaseDepth, " files");
     YAML::Node root;
     try {
       root = YAML::LoadFile(p);
     } catch (const YAML::Exception& e) {
       fail(p, ": not valid YAML: ", e.what());
     }
-    stack.push_back(p);
+    stack.push_back(canonical);
     if (root.IsMap() && root["BASE"]) {
       YAML::Node base = root["BASE"];
       std::vector<std::string> bases;
-      if (base.IsScalar()) bases.push_back(base.as<std::string>());
-      else if (base.IsSequence())
-        for (const auto& b : base) bases.push_back(b.as<std::string>());
+      if (base.IsScalar()) {
+        bases.push_back(base.as<std::string>());
+      } else if (base.IsSequence()) {
+        for (const auto& b : base) {
+          if (!b.IsScalar()) fail(p, ": BASE must be a file name or a list of file names");
+          bases.push_back(b.as<std::string>());
+        }
+      } else if (!base.IsNull()) {
+        fail(p, ": BASE must be a file name or a list of file names");
+      }
       for (const std::string& b : bases) {
         if (b.empty()) continue;
         std::filesystem::path bp(b);

@@ -1,10 +1,14 @@
 #include "apps/common/run_log.h"
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -28,7 +32,38 @@ std::string timestamp() {
   return buf;
 }
 
+double current_rss_mib() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long long pages = 0, resident = 0;
+  const int n = std::fscanf(f, "%lld %lld", &pages, &resident);
+  std::fclose(f);
+  return n == 2 ? double(resident) * double(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0) : 0;
+}
+
+double peak_rss_mib() {
+  struct rusage ru{};
+  if (::getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return double(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
 // ---------------------------------------------------------------- RunLog
+
+namespace {
+
+// One write() per record (looping only on a short write), so a killed process leaves whole
+// lines; a failed write (a full disk) is an error naming the file.
+void write_all(int fd, const std::string& s, const std::string& path) {
+  size_t done = 0;
+  while (done < s.size()) {
+    ssize_t n = ::write(fd, s.data() + done, s.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("cannot write the log '", path, "': ", std::strerror(n < 0 ? errno : EIO));
+    done += size_t(n);
+  }
+}
+
+}  // namespace
 
 RunLog::RunLog(const std::string& dir, bool append, bool echo)
     : dir_(dir), echo_(echo), start_(std::chrono::steady_clock::now()) {
@@ -37,22 +72,21 @@ RunLog::RunLog(const std::string& dir, bool append, bool echo)
   if (ec) fail("cannot create the output folder '", dir, "': ", ec.message());
   auto open = [&](const std::string& name) {
     std::string p = dir + "/" + name;
-    std::FILE* f = std::fopen(p.c_str(), append ? "a" : "w");
-    if (!f) fail("cannot write the log '", p, "': ", std::strerror(errno));
-    return f;
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+    if (fd < 0) fail("cannot write the log '", p, "': ", std::strerror(errno));
+    return fd;
   };
   text_ = open("log.txt");
   json_ = open("log.jsonl");
 }
 
 RunLog::~RunLog() {
-  if (text_) std::fclose(text_);
-  if (json_) std::fclose(json_);
+  if (text_ >= 0) ::close(text_);
+  if (json_ >= 0) ::close(json_);
 }
 
 void RunLog::info(const std::string& line) {
-  std::fprintf(text_, "[%s] %s\n", timestamp().c_str(), line.c_str());
-  std::fflush(text_);
+  write_all(text_, "[" + timestamp() + "] " + line + "\n", dir_ + "/log.txt");
   if (echo_) std::cout << line << std::endl;
 }
 
@@ -60,9 +94,29 @@ void RunLog::record(const nlohmann::ordered_json& j) {
   nlohmann::ordered_json out = j;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   out["time"] = std::round(secs * 1000) / 1000;
-  std::string s = out.dump() + "\n";
-  std::fwrite(s.data(), 1, s.size(), json_);
-  std::fflush(json_);
+  write_all(json_, out.dump() + "\n", dir_ + "/log.jsonl");
+}
+
+void RunLog::mark(std::map<std::string, std::string>& extra) const {
+  for (auto [name, fd] : {std::pair<const char*, int>{"log.txt", text_}, {"log.jsonl", json_}}) {
+    struct stat st{};
+    if (::fstat(fd, &st) == 0) extra[std::string(name) + "_bytes"] = std::to_string(st.st_size);
+  }
+}
+
+int64_t RunLog::rewind(const std::string& dir, const std::map<std::string, std::string>& extra) {
+  int64_t dropped = 0;
+  for (const char* name : {"log.txt", "log.jsonl"}) {
+    auto it = extra.find(std::string(name) + "_bytes");
+    if (it == extra.end()) continue;  // a checkpoint from before the marks: logs as they are
+    const std::string p = dir + "/" + name;
+    struct stat st{};
+    const long long keep = std::atoll(it->second.c_str());
+    if (::stat(p.c_str(), &st) != 0 || st.st_size <= keep) continue;
+    if (::truncate(p.c_str(), keep) != 0) fail("cannot truncate the log '", p, "': ", std::strerror(errno));
+    dropped += int64_t(st.st_size) - keep;
+  }
+  return dropped;
 }
 
 std::vector<nlohmann::json> read_jsonl_events(const std::string& path, const std::string& event) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,14 +30,22 @@ class RunLog {
   RunLog(const RunLog&) = delete;
   RunLog& operator=(const RunLog&) = delete;
 
+  // Each line or record is one write(): a killed run leaves no torn line. A failed write (a
+  // full disk) throws naming the file.
   void info(const std::string& line);            // log.txt (+ stdout)
   void record(const nlohmann::ordered_json& j);  // log.jsonl; adds "time" (seconds since start)
   const std::string& dir() const { return dir_; }
 
+  // Kill and resume: mark() stores both logs' lengths in a checkpoint's extras when it is
+  // saved; rewind() (before a resumed run opens its logs) cuts what was written after that
+  // checkpoint, since the resumed run writes those steps again. Returns the bytes dropped.
+  void mark(std::map<std::string, std::string>& extra) const;
+  static int64_t rewind(const std::string& dir, const std::map<std::string, std::string>& extra);
+
  private:
   std::string dir_;
-  std::FILE* text_ = nullptr;
-  std::FILE* json_ = nullptr;
+  int text_ = -1;
+  int json_ = -1;
   bool echo_;
   std::chrono::steady_clock::time_point start_;
 };
@@ -78,6 +87,11 @@ struct Series {
 // A line chart of the series with axes, ticks and a legend, written atomically.
 void write_curves(const std::string& path, const std::string& title, const std::string& x_label,
                   const std::string& y_label, const std::vector<Series>& series);
+
+// Memory of this process in MiB: resident now (/proc/self/statm) and the peak so far
+// (getrusage's ru_maxrss); 0 where the system does not say.
+double current_rss_mib();
+double peak_rss_mib();
 
 // Local time "YYYY-mm-dd HH:MM:SS".
 std::string timestamp();

@@ -17,6 +17,7 @@
 #include "models/stdd.h"
 #include "engine/engine.h"
 #include "nn/checkpoint.h"
+#include "nn/faults.h"
 #include "nn/safetensors.h"
 
 namespace verbclip {
@@ -390,6 +391,7 @@ ScoreMatrix score_videos(const models::VideoModel& model, vc::data::Loader& load
     ScoreMatrix m{s.size(0), s.size(1), {}};
     for (float v : s.contiguous().to_vector<float>()) m.values.push_back(double(v));
     if (log_probs) m = softmax_rows(m);  // per-view probabilities, then summed
+    vc::nn::kill_point("eval_batch");    // fault tests (nn/faults.h)
     all.classes = m.classes;
     all.rows += m.rows;
     all.values.insert(all.values.end(), m.values.begin(), m.values.end());

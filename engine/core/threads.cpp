@@ -2,7 +2,7 @@
 
 #include <omp.h>
 
-#include <Eigen/Core>
+#include "engine/core/eigen.h"
 
 namespace vc {
 

@@ -76,7 +76,7 @@ Tensor WordTokenizer::tokenize(const std::vector<std::string>& texts, int64_t co
     ids.insert(ids.begin(), sot_);
     ids.push_back(eot_);
     if (int64_t(ids.size()) > context) {
-      VC_CHECK(truncate, "tokenize: '", texts[i], "' has ", ids.size(),
+      VC_CHECK(truncate, "tokenize: '", texts[i].substr(0, 60), texts[i].size() > 60 ? "..." : "", "' has ", ids.size(),
                " tokens, more than the context length ", context);
       ids.resize(size_t(context));
       ids.back() = eot_;

@@ -10,7 +10,7 @@
 //             dK, dV, per-key bias: owner = key tile, loops over query tiles in order.
 // Every output element has one owner that sums in a fixed order: no atomics, and the bits do
 // not depend on the thread count (Eigen runs single-threaded inside an OpenMP region).
-#include <Eigen/Core>
+#include "engine/core/eigen.h"
 #include <algorithm>
 #include <cmath>
 #include <limits>

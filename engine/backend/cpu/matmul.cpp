@@ -7,7 +7,7 @@
 // product: every output element is summed in the same order on 1 or 16 threads (tested).
 #include <algorithm>
 
-#include <Eigen/Core>
+#include "engine/core/eigen.h"
 
 #include "engine/backend/cpu/cpu_kernels.h"
 
