@@ -87,9 +87,12 @@ void log_callback(void* avcl, int level, const char* fmt, va_list vl) {
   g_last_ctx = avcl;
 }
 
+// Called on entry to every public function: a message logged by an earlier call is not ours.
 void init_ffmpeg() {
   static std::once_flag once;
   std::call_once(once, [] { av_log_set_callback(log_callback); });
+  g_last_log.clear();
+  g_last_ctx = nullptr;
 }
 
 std::string av_error(int code) {
@@ -312,6 +315,7 @@ const std::string& VideoReader::path() const { return impl_->path; }
 const VideoReader::Stats& VideoReader::stats() const { return impl_->stats; }
 
 std::vector<Image> VideoReader::read(const std::vector<int64_t>& indices) {
+  init_ffmpeg();
   Impl& m = *impl_;
   std::vector<int64_t> targets = indices;
   std::sort(targets.begin(), targets.end());
@@ -366,6 +370,7 @@ std::vector<Image> VideoReader::read(const std::vector<int64_t>& indices) {
 }
 
 int64_t VideoReader::decode_all(const std::function<void(int64_t, const Image&)>& f) {
+  init_ffmpeg();
   Impl& m = *impl_;
   if (m.last_index >= 0 || !m.at_start) m.rewind();
   int64_t n = 0, idx;
@@ -538,6 +543,7 @@ VideoWriter::~VideoWriter() = default;
 const VideoEncoderChoice& VideoWriter::encoder() const { return impl_->choice; }
 
 void VideoWriter::add(const Image& img) {
+  init_ffmpeg();
   Impl& m = *impl_;
   if (m.done) m.error("frame added after finish()");
   if (img.width != m.width || img.height != m.height)
@@ -554,6 +560,7 @@ void VideoWriter::add(const Image& img) {
 }
 
 void VideoWriter::finish() {
+  init_ffmpeg();
   Impl& m = *impl_;
   if (m.done) return;
   m.drain(true);

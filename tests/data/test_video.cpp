@@ -254,3 +254,117 @@ TEST_CASE("video: every bad file is named with its reason") {
   m = error_of([&] { ok.read({30}); });
   CHECK(contains(m, "frame 30 requested"));
 }
+
+namespace {
+
+DatasetOptions video_options(const TempDir& d) {
+  DatasetOptions o;
+  o.root = d.path.string();
+  o.frame_template = "img_{:05d}.png";
+  o.sampler.num_segments = 4;
+  o.transform = TransformOptions::fashion_motion();
+  o.transform.input_size = 12;
+  o.num_classes = 3;
+  o.quiet = true;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("dataset: a video list gives the same samples as rawframes of the same frames") {
+  REQUIRE_VIDEO();
+  TempDir d("video_ds");
+  std::string vlist, rlist;
+  fs::create_directories(d.path / "videos");
+  for (int v = 0; v < 3; ++v) {
+    const auto frames = pattern_frames(10 + 3 * v, 16, 16, 40 * v);
+    const std::string name = "v" + std::to_string(v);
+    fs::create_directories(d.path / "frames" / name);
+    write_video(d / ("videos/" + name + (v == 1 ? ".avi" : ".mp4")), frames);
+    for (size_t f = 0; f < frames.size(); ++f)
+      write_image(d / ("frames/" + name + "/" + format_frame_name("img_{:05d}.png", int64_t(f) + 1)), frames[f]);
+    vlist += name + (v == 1 ? ".avi " : ".mp4 ") + std::to_string(v) + "\n";
+    rlist += name + " " + std::to_string(frames.size()) + " " + std::to_string(v) + "\n";
+  }
+  write(d / "videos.txt", vlist);
+  write(d / "frames.txt", rlist);
+  DatasetOptions vo = video_options(d), ro = video_options(d);
+  vo.root = d / "frames_none";
+  vo.video_root = d / "videos";
+  ro.root = d / "frames";
+  VideoDataset vds = VideoDataset::from_list(d / "videos.txt", vo);
+  VideoDataset rds = VideoDataset::from_list(d / "frames.txt", ro);
+  REQUIRE(vds.size() == 3);
+  CHECK(vds.is_video(0));
+  CHECK(!rds.is_video(0));
+  CHECK(vds.total_frames(2) == 16);
+  const int64_t per = 4 * 3 * 12 * 12;
+  for (bool train : {true, false})
+    for (int64_t i = 0; i < 3; ++i) {
+      std::vector<float> a(static_cast<size_t>(per)), b(static_cast<size_t>(per));
+      vds.get(i, train, 7, 1, 0, a.data());
+      rds.get(i, train, 7, 1, 0, b.data());
+      CHECK(a == b);
+    }
+  // The loader over the video list: batches equal for 0 and 2 workers.
+  auto batches = [&](int workers) {
+    LoaderOptions lo;
+    lo.batch_size = 2;
+    lo.workers = workers;
+    lo.seed = 3;
+    lo.drop_last = false;
+    Loader l(vds, lo);
+    l.start_epoch(0);
+    std::vector<float> all;
+    Batch b;
+    while (l.next(b)) {
+      auto v = b.video.to_vector<float>();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+  };
+  CHECK(batches(0) == batches(2));
+}
+
+TEST_CASE("dataset: bad video files fail in eval and are skipped, warned and counted in train") {
+  REQUIRE_VIDEO();
+  TempDir d("video_ds_bad");
+  write_video(d / "good.mp4", pattern_frames(8, 16, 16));
+  write(d / "text.mp4", "not a video");
+  write(d / "list.txt", "good.mp4 0\nmissing.mp4 1\ntext.mp4 2\n");
+  DatasetOptions o = video_options(d);
+  // Fail: the missing file at construction, naming the list line and the file.
+  std::string m = error_of([&] { VideoDataset::from_list(d / "list.txt", o); });
+  CHECK(contains(m, "list.txt:2"));
+  CHECK(contains(m, d / "missing.mp4"));
+  write(d / "list2.txt", "good.mp4 0\ntext.mp4 2\n");
+  VideoDataset ds = VideoDataset::from_list(d / "list2.txt", o);
+  LoaderOptions lo;
+  lo.batch_size = 2;
+  lo.workers = 1;
+  lo.train = false;
+  {
+    Loader l(ds, lo);
+    l.start_epoch(0);
+    Batch b;
+    m = error_of([&] { l.next(b); });
+    CHECK(contains(m, d / "text.mp4"));
+    CHECK(contains(m, "not a video file"));
+    CHECK(contains(m, "list2.txt:2"));
+  }
+  // Skip: the missing file is dropped at construction, the unreadable one replaced in its batch.
+  o.bad_input = BadInput::Skip;
+  VideoDataset sk = VideoDataset::from_list(d / "list.txt", o);
+  CHECK(sk.size() == 2);
+  CHECK(sk.problems().count() == 1);
+  lo.train = true;
+  lo.shuffle = false;
+  lo.drop_last = false;
+  Loader l(sk, lo);
+  l.start_epoch(0);
+  Batch b;
+  REQUIRE(l.next(b));
+  CHECK(b.indices == std::vector<int64_t>{0, 0});  // text.mp4 replaced by the next readable one
+  CHECK(l.skipped() == 1);
+  CHECK(contains(l.skip_messages()[0], d / "text.mp4"));
+}
