@@ -36,7 +36,7 @@ std::vector<int> parse_class_list(const std::string& s) {
 int cmd_make_data(int argc, char** argv) {
   namespace fm = vc::data::fm;
   cxxopts::Options o(argv[0], "Generate Fashion-Motion: Fashion-MNIST items whose motions are the classes,\n"
-                              "written as rawframes + list files + labels, with text assets, protocol\n"
+                              "written as rawframes (or video files) + list files + labels, with text assets, protocol\n"
                               "splits and a captions set for CLIP pretraining.");
   fm::Options d;
   o.add_options()
@@ -54,6 +54,9 @@ int cmd_make_data(int argc, char** argv) {
        cxxopts::value<std::string>()->default_value(""))
       ("captions", "caption images for CLIP pretraining (10% of them val)", cxxopts::value<int64_t>()->default_value("8000"))
       ("jpeg-quality", "JPEG quality 1-100", cxxopts::value<int>()->default_value("95"))
+      ("format", "rawframes (JPEG folders), or video files: mp4 (H.264 RGB, lossless), avi or mkv (FFV1, lossless), "
+                 "webm (VP9, lossless), with video lists",
+       cxxopts::value<std::string>()->default_value("rawframes"))
       ("threads", "worker threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))
       ("force", "replace the output folder if it exists")
       ("q,quiet", "no progress line")
@@ -76,6 +79,7 @@ int cmd_make_data(int argc, char** argv) {
   if (!r["classes"].as<std::string>().empty()) d.class_ids = parse_class_list(r["classes"].as<std::string>());
   d.captions = r["captions"].as<int64_t>();
   d.jpeg_quality = r["jpeg-quality"].as<int>();
+  d.format = r["format"].as<std::string>();
   d.threads = r["threads"].as<int>();
   d.force = r.count("force") > 0;
   const bool quiet = r.count("quiet") > 0;

@@ -3,8 +3,10 @@
 //
 //   verbclip predict --weights run/checkpoint_best.safetensors --labels my_labels.txt
 //                    --frames clip_dir/ [--template "a video of {}"] [--topk 5]
+//   verbclip predict ... --video clip.mp4
 //
-// The clip: the images of --frames (sorted by name) or the images given, in order; T frames
+// The clip: the images of --frames (sorted by name), the images given, in order, or the frames
+// of a video file (--video, decoded with FFmpeg: only the T frames used); T frames
 // are taken at the TSN segment centres (as at test time), centre-cropped by the checkpoint's
 // pipeline. Probabilities: softmax over the given classes, averaged over the templates
 // (the model's scoring rule).
@@ -25,6 +27,7 @@
 #include "data/sampling.h"
 #include "data/transforms.h"
 #include "data/util.h"
+#include "data/video.h"
 #include "engine/engine.h"
 #include "models/tcclip.h"
 
@@ -61,6 +64,7 @@ int cmd_predict(int argc, char** argv) {
       ("weights", "train checkpoint (checkpoint_best.safetensors)", cxxopts::value<std::string>())
       ("labels", "class names: csv (id,name), json, or one per line", cxxopts::value<std::string>())
       ("frames", "folder of frames (sorted by file name)", cxxopts::value<std::string>())
+      ("video", "a video file (.mp4, .avi, .mkv, .webm, ...)", cxxopts::value<std::string>())
       ("template", "prompt template with {} for the class name (repeatable)",
        cxxopts::value<std::vector<std::string>>())
       ("topk", "classes to show", cxxopts::value<int64_t>()->default_value("5"))
@@ -79,8 +83,9 @@ int cmd_predict(int argc, char** argv) {
   if (r["threads"].as<int>() > 0) vc::set_num_threads(r["threads"].as<int>());
   if (!r.count("weights")) vc::fail("--weights FILE is required (a checkpoint written by `verbclip train`)");
   if (!r.count("labels")) vc::fail("--labels FILE is required (the class names to choose from)");
-  if (r.count("frames") && r.count("images")) vc::fail("give either --frames DIR or images, not both");
-  if (!r.count("frames") && !r.count("images")) vc::fail("no clip: give --frames DIR or the frame images");
+  const int sources = int(r.count("frames") > 0) + int(r.count("images") > 0) + int(r.count("video") > 0);
+  if (sources > 1) vc::fail("give one of --frames DIR, --video FILE or images, not several");
+  if (sources == 0) vc::fail("no clip: give --frames DIR, --video FILE or the frame images");
   const std::string weights = r["weights"].as<std::string>();
   const int64_t topk = r["topk"].as<int64_t>();
   VC_CHECK(topk >= 1, "--topk ", topk, " must be at least 1");
@@ -99,18 +104,42 @@ int cmd_predict(int argc, char** argv) {
   for (const auto& t : templates) VC_CHECK(t.find("{}") != std::string::npos, "--template '", t, "' has no {} for the class name");
   vc::models::PromptSet prompts = vc::models::make_prompts(names, templates);
 
-  // ---- the clip
-  const std::vector<std::string> files =
-      r.count("frames") ? frames_in(r["frames"].as<std::string>()) : r["images"].as<std::vector<std::string>>();
+  // ---- the clip: `images` holds the frames the clip's T positions `pos` index
+  const int64_t T = s.model->options().num_frames;
+  std::vector<std::string> files;
   std::vector<vc::data::Image> images;
-  for (const auto& f : files) {
-    images.push_back(vc::data::read_image(f));
-    VC_CHECK(images.back().height == images[0].height && images.back().width == images[0].width, "frame '", f,
-             "' is ", images.back().height, "x", images.back().width, " but '", files[0], "' is ", images[0].height,
-             "x", images[0].width, " (all frames of a clip must have one size)");
+  std::vector<int64_t> pos;
+  std::string clip_line;
+  int64_t source_frames = 0;
+  if (r.count("video")) {
+    const std::string path = r["video"].as<std::string>();
+    vc::data::VideoReader reader(path);
+    const vc::data::VideoInfo& in = reader.info();
+    const std::vector<int64_t> at = vc::data::segment_offsets_test(in.frames, T, 1);
+    images = reader.read(at);  // only the T frames used are decoded and kept
+    source_frames = in.frames;
+    for (int64_t t = 0; t < T; ++t) pos.push_back(t);
+    files = {path};
+    clip_line = path + ": " + std::to_string(in.frames) + " frames (" + in.count_source_name() + "), " +
+                format_number("%.2f", in.fps) + " fps, " + format_number("%.2f", in.duration) + " s, " +
+                std::to_string(in.width) + "x" + std::to_string(in.height) + " " + in.codec + "; " + std::to_string(T) +
+                " used";
+  } else {
+    files = r.count("frames") ? frames_in(r["frames"].as<std::string>()) : r["images"].as<std::vector<std::string>>();
+    for (const auto& f : files) {
+      images.push_back(vc::data::read_image(f));
+      VC_CHECK(images.back().height == images[0].height && images.back().width == images[0].width, "frame '", f,
+               "' is ", images.back().height, "x", images.back().width, " but '", files[0], "' is ", images[0].height,
+               "x", images[0].width, " (all frames of a clip must have one size)");
+    }
+    pos = vc::data::segment_offsets_test(int64_t(images.size()), T, 1);
+    source_frames = int64_t(images.size());
+    clip_line = std::to_string(files.size()) + " frame(s), " + std::to_string(T) + " used";
   }
-  const int64_t T = s.model->options().num_frames, N = int64_t(images.size());
-  const std::vector<int64_t> pos = vc::data::segment_offsets_test(N, T, 1);
+  for (const auto& im : images)
+    VC_CHECK(im.height == images[0].height && im.width == images[0].width, files[0], ": frames of ", images[0].height,
+             "x", images[0].width, " and ", im.height, "x", im.width, " (all frames of a clip must have one size)");
+  const int64_t N = int64_t(images.size());
   vc::data::TransformOptions topt = dataset_options(cfg, int64_t(names.size()), false).transform;
   const int64_t S = topt.input_size;
   const int64_t short_side = std::min(images[0].height, images[0].width);
@@ -143,14 +172,15 @@ int cmd_predict(int argc, char** argv) {
   const int64_t k = std::min<int64_t>(topk, m.classes);
   if (r.count("json")) {
     nlohmann::ordered_json j;
-    j["frames"] = files.size();
+    j["frames"] = source_frames;
+    if (r.count("video")) j["video"] = files[0];
     j["templates"] = templates;
     j["top"] = nlohmann::ordered_json::array();
     for (int64_t i = 0; i < k; ++i)
       j["top"].push_back({{"class", names[size_t(rank[size_t(i)])]}, {"probability", m.at(0, rank[size_t(i)])}});
     std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << "clip: " << files.size() << " frame(s), " << T << " used; " << names.size() << " classes, "
+    std::cout << "clip: " << clip_line << "; " << names.size() << " classes, "
               << templates.size() << " template(s)\n";
     for (int64_t i = 0; i < k; ++i)
       std::cout << "  " << i + 1 << ". " << names[size_t(rank[size_t(i)])] << "  "

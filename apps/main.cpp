@@ -26,6 +26,7 @@ const std::vector<Subcommand>& subcommands() {
       {"train", "train a video model (baseline, CLAVER) from CLIP weights", verbclip::cmd_train},
       {"eval", "evaluate video checkpoints: supervised, fewshot, b2n, zeroshot", verbclip::cmd_eval},
       {"predict", "top-k classes of one clip for your class names and templates", verbclip::cmd_predict},
+      {"check-videos", "open and decode every video file of a list; name the bad ones", verbclip::cmd_check_videos},
   };
   return table;
 }

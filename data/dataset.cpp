@@ -2,15 +2,23 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 
 #include "data/image.h"
 #include "data/util.h"
+#include "data/video.h"
 
 namespace vc::data {
+
+struct VideoDataset::VideoCounts {
+  std::mutex mu;
+  std::vector<int64_t> frames;
+};
 
 DatasetOptions DatasetOptions::fashion_motion(const std::string& root) {
   DatasetOptions o;
   o.root = join_path(root, "rawframes");  // lists name video ids under rawframes/
+  o.video_root = join_path(root, "videos");  // or video files under videos/ (make-data --format mp4)
   o.num_classes = -1;
   o.sampler.num_segments = 8;
   o.transform = TransformOptions::fashion_motion();
@@ -35,25 +43,34 @@ VideoDataset::VideoDataset(std::vector<VideoRecord> records, DatasetOptions opt)
   check_frame_template(opt_.frame_template);
   problems_.policy = opt_.bad_input;
   problems_.quiet = opt_.quiet;
+  const std::string video_root = opt_.video_root.empty() ? opt_.root : opt_.video_root;
   for (auto& r : records) {
     std::string where = r.source.empty() ? r.path : r.source;
     std::string dir = join_path(opt_.root, r.path);
+    bool video = false;
     if (!is_directory(dir)) {
-      // A video list ("v_x.avi 3") works once frames are extracted next to it as "v_x/".
+      const std::string file = join_path(video_root, r.path);
+      // A video list ("v_x.avi 3") reads the video file, or its frames extracted next to it as "v_x/".
       size_t dot = r.path.find_last_of('.'), slash = r.path.find_last_of('/');
       std::string stem = dir;
       if (dot != std::string::npos && (slash == std::string::npos || dot > slash))
         stem = join_path(opt_.root, r.path.substr(0, dot));
-      if (is_directory(stem)) {
+      if (r.total_frames < 0 && path_exists(file) && !is_directory(file)) {
+        dir = file;
+        video = true;
+      } else if (is_directory(stem)) {
         dir = stem;
+      } else if (r.total_frames < 0 && has_video_extension(r.path)) {
+        problems_.report(where + ": video file " + file + " not found (nor a frame directory " + stem + ")");
+        continue;
       } else {
         problems_.report(where + ": frame directory " + excerpt(dir) +
-                         " not found (verbclip reads extracted frames, e.g. ffmpeg -i video.avi "
-                         "dir/img_%05d.jpg)");
+                         " not found (verbclip reads extracted frames or video files; a rawframe list "
+                         "names folders of frames, e.g. ffmpeg -i video.avi dir/img_%05d.jpg)");
         continue;
       }
     }
-    if (r.total_frames < 0) {
+    if (r.total_frames < 0 && !video) {
       r.total_frames = count_frames(dir, opt_.frame_template, opt_.start_index + r.offset);
       if (r.total_frames == 0) {
         problems_.report(where + ": no frames named like " +
@@ -70,8 +87,11 @@ VideoDataset::VideoDataset(std::vector<VideoRecord> records, DatasetOptions opt)
       continue;
     }
     dirs_.push_back(dir);
+    is_video_.push_back(video);
     records_.push_back(std::move(r));
   }
+  counts_ = std::make_shared<VideoCounts>();
+  counts_->frames.assign(records_.size(), -1);
   if (records_.empty()) fail("dataset under '", opt_.root, "' has no usable videos");
 }
 
@@ -94,21 +114,59 @@ VideoDataset VideoDataset::from_list(const std::string& list_path, DatasetOption
 std::vector<int64_t> VideoDataset::frame_indices(int64_t index, bool train, uint64_t seed,
                                                  uint64_t epoch, uint64_t rank,
                                                  int64_t clip) const {
-  const VideoRecord& r = records_[size_t(index)];
   // Random test views (X-CLIP quirk) draw one stream per view.
   SampleRng rng(seed, epoch, rank, RngPurpose::Sampling,
                 uint64_t(index) * 64 + uint64_t(train ? 0 : clip + 1));
-  return sample_frames(r.total_frames, opt_.sampler, train, rng, clip, opt_.test_clips);
+  return sample_frames(total_frames(index), opt_.sampler, train, rng, clip, opt_.test_clips);
+}
+
+int64_t VideoDataset::total_frames(int64_t index) const {
+  const VideoRecord& r = records_[size_t(index)];
+  if (!is_video(index)) return r.total_frames;
+  {
+    std::lock_guard<std::mutex> lock(counts_->mu);
+    int64_t n = counts_->frames[size_t(index)];
+    if (n >= 0) return n;
+  }
+  int64_t n;
+  try {
+    n = VideoReader(dirs_[size_t(index)], opt_.decode_threads).info().frames;
+  } catch (const Error& e) {
+    fail(e.what(), " (video ", r.source, ")");
+  }
+  std::lock_guard<std::mutex> lock(counts_->mu);
+  counts_->frames[size_t(index)] = n;
+  return n;
 }
 
 std::string VideoDataset::frame_path(int64_t index, int64_t pos) const {
   const VideoRecord& r = records_[size_t(index)];
+  if (is_video(index)) return dirs_[size_t(index)];
   return join_path(dirs_[size_t(index)],
                    format_frame_name(opt_.frame_template, opt_.start_index + r.offset + pos));
 }
 
 Clip VideoDataset::load_frames(int64_t index, const std::vector<int64_t>& positions) const {
   std::map<int64_t, Image> decoded;
+  if (is_video(index)) {
+    // One open per sample; the count cached by total_frames() skips any counting pass.
+    const std::string& path = dirs_[size_t(index)];
+    const VideoRecord& r = records_[size_t(index)];
+    try {
+      int64_t known;
+      {
+        std::lock_guard<std::mutex> lock(counts_->mu);
+        known = counts_->frames[size_t(index)];
+      }
+      VideoReader reader(path, opt_.decode_threads, known);
+      std::vector<int64_t> at;
+      for (int64_t p : positions) at.push_back(r.offset + p);
+      std::vector<Image> frames = reader.read(at);
+      for (size_t t = 0; t < positions.size(); ++t) decoded.emplace(positions[t], std::move(frames[t]));
+    } catch (const Error& e) {
+      fail(e.what(), " (video ", r.source, ")");
+    }
+  }
   Clip clip;
   clip.frames = int64_t(positions.size());
   for (size_t t = 0; t < positions.size(); ++t) {

@@ -1,8 +1,9 @@
-// A video dataset over extracted frames: list records + frame template + sampler +
-// transforms. Real datasets (UCF101, HMDB51, Kinetics rawframes) and Fashion-Motion go
-// through this same class.
+// A video dataset over extracted frames or video files: list records + frame template (or
+// FFmpeg decoding, data/video.h) + sampler + transforms. Real datasets (UCF101, HMDB51,
+// Kinetics as rawframes or videos) and Fashion-Motion go through this same class.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@ namespace vc::data {
 
 struct DatasetOptions {
   std::string root;                              // list paths are relative to it
+  std::string video_root;                         // video files' paths are relative to it ("" = root)
+  int decode_threads = 1;                         // FFmpeg threads per loader worker decoding a video
   std::string frame_template = "img_{:05d}.jpg";  // mmaction2 rawframes
   int64_t start_index = 1;                        // 1 for mmaction2 rawframes, 0 for some extractors
   SamplerOptions sampler;
@@ -23,7 +26,8 @@ struct DatasetOptions {
   BadInput bad_input = BadInput::Fail;
   bool quiet = false;  // no warnings on stderr (tests)
 
-  // Fashion-Motion defaults under the generated folder `root` (frames in root/rawframes):
+  // Fashion-Motion defaults under the generated folder `root` (frames in root/rawframes,
+  // video files in root/videos):
   // 8 of 16 frames by TSN, 32×32 crops of 40×40 frames, no flip.
   static DatasetOptions fashion_motion(const std::string& root);
 };
@@ -33,7 +37,10 @@ class VideoDataset {
  public:
   // Checks every record: the frame directory exists (a video path "x.avi" also finds the
   // directory "x"), frames are counted when the list does not give the count, labels are
-  // in range. Bad records go through the bad-input policy.
+  // in range. Bad records go through the bad-input policy. A video-list path that is a file
+  // under video_root is a video file: it is only checked to exist here; it is opened when a
+  // sample needs it (its frame count is then cached for the run), so a bad video fails or is
+  // skipped by the loader under the same policy, naming the file.
   VideoDataset(std::vector<VideoRecord> records, DatasetOptions opt);
   // Reads the list file (format auto-detected) relative to `opt.root`.
   static VideoDataset from_list(const std::string& list_path, DatasetOptions opt,
@@ -53,9 +60,13 @@ class VideoDataset {
   // 0-based positions (before offset and start index) the sampler picks for view `clip`.
   std::vector<int64_t> frame_indices(int64_t index, bool train, uint64_t seed, uint64_t epoch,
                                      uint64_t rank, int64_t clip = 0) const;
-  // File path of 0-based position `pos` of record `index`.
+  // File path of 0-based position `pos` of record `index` (video files: the video's path).
   std::string frame_path(int64_t index, int64_t pos) const;
-  // Decodes the frames at the given positions (each distinct file once).
+  bool is_video(int64_t index) const { return is_video_[size_t(index)] != 0; }
+  // Frame count of a record: the list's or the frame folder's; a video file's from the file
+  // (opened once per run, then cached).
+  int64_t total_frames(int64_t index) const;
+  // Decodes the frames at the given positions (each distinct frame once).
   Clip load_frames(int64_t index, const std::vector<int64_t>& positions) const;
   // One sample, all its views: writes num_views(train) × T × 3 × S × S floats to `out`.
   // Throws vc::Error naming the frame file (and list line) on a missing or corrupt frame.
@@ -64,7 +75,11 @@ class VideoDataset {
 
  private:
   std::vector<VideoRecord> records_;
-  std::vector<std::string> dirs_;  // resolved frame directory per record
+  std::vector<std::string> dirs_;  // resolved frame directory (or video file) per record
+  std::vector<char> is_video_;
+  // Video frame counts found this run (-1: not yet opened), shared by the loader's workers.
+  struct VideoCounts;
+  std::shared_ptr<VideoCounts> counts_;
   DatasetOptions opt_;
   Problems problems_;
 };

@@ -16,6 +16,7 @@
 #include "data/annotations.h"
 #include "data/rng.h"
 #include "data/util.h"
+#include "data/video.h"
 
 namespace vc::data::fm {
 
@@ -338,6 +339,7 @@ std::string canonical_command(const Options& o) {
     for (size_t i = 0; i < o.class_ids.size(); ++i) s << (i ? "," : "") << o.class_ids[i];
   }
   if (o.jpeg_quality != 95) s << " --jpeg-quality " << o.jpeg_quality;
+  if (o.format != "rawframes") s << " --format " << o.format;
   return s.str();
 }
 
@@ -356,7 +358,9 @@ std::string pad(int64_t v, int width) {
   return std::string(size_t(std::max<int>(0, width - int(s.size()))), '0') + s;
 }
 
-std::string line_of(const Video& v, int64_t frames, int64_t label) {
+// "<video_id> <frames> <label>" under rawframes/, or "<video_id>.<ext> <label>" under videos/.
+std::string line_of(const Video& v, int64_t frames, const std::string& format, int64_t label) {
+  if (format != "rawframes") return v.id + "." + format + " " + std::to_string(label) + "\n";
   return v.id + " " + std::to_string(frames) + " " + std::to_string(label) + "\n";
 }
 
@@ -374,6 +378,14 @@ Summary generate(const Options& opt, const std::function<void(const Progress&)>&
            "make-data: at most 1048575 videos per class and split");
   VC_CHECK(opt.captions >= 0, "make-data: --captions must be >= 0");
   VC_CHECK(opt.jpeg_quality >= 1 && opt.jpeg_quality <= 100, "make-data: --jpeg-quality must be 1..100");
+  const std::string& format = opt.format;
+  VC_CHECK(format == "rawframes" || format == "mp4" || format == "avi" || format == "mkv" || format == "webm",
+           "make-data: --format '", format, "': expected rawframes, mp4, avi, mkv or webm");
+  const bool as_video = format != "rawframes";
+  // The encoder before any work: a build without FFmpeg (or without the encoder) fails now.
+  VideoEncoderChoice encoder;
+  if (as_video) encoder = video_encoder_for("x." + format);
+  auto line = [&](const Video& v, int64_t label) { return line_of(v, opt.frames, format, label); };
 
   std::vector<int> ids = opt.class_ids;
   if (ids.empty())
@@ -407,8 +419,8 @@ Summary generate(const Options& opt, const std::function<void(const Progress&)>&
   std::error_code ec;
   fs::create_directories(out.parent_path(), ec);
   fs::remove_all(tmp, ec);
-  if (!fs::create_directories(tmp / "rawframes", ec))
-    fail("make-data: cannot create ", (tmp / "rawframes").string(), ": ", ec.message());
+  const fs::path media = tmp / (as_video ? "videos" : "rawframes");
+  if (!fs::create_directories(media, ec)) fail("make-data: cannot create ", media.string(), ": ", ec.message());
   for (const char* d : {"text", "splits", "captions/images"}) fs::create_directories(tmp / d);
 
   try {
@@ -441,12 +453,20 @@ Summary generate(const Options& opt, const std::function<void(const Progress&)>&
             VideoSpec spec = plan_video(ro, v.split, v.class_id, v.n,
                                         v.split == Split::Train ? train_nouns : test_nouns);
             auto frames = render_video(ro, v.split, video_key(v.class_id, v.n), spec, src);
-            fs::path dir = tmp / "rawframes" / v.id;
-            fs::create_directory(dir);
-            for (size_t t = 0; t < frames.size(); ++t) {
-              auto bytes = encode_jpeg(frames[t], opt.jpeg_quality);
-              write_file_bytes((dir / format_frame_name("img_{:05d}.jpg", int64_t(t) + 1)).string(),
-                               bytes.data(), bytes.size());
+            if (as_video) {
+              // 16 fps, a key frame every 8 frames (TSN's 8 of 16 then seeks inside a video).
+              VideoWriterOptions wo;
+              wo.fps = kVideoFps;
+              wo.gop = 8;
+              write_video((media / (v.id + "." + format)).string(), frames, wo);
+            } else {
+              fs::path dir = media / v.id;
+              fs::create_directory(dir);
+              for (size_t t = 0; t < frames.size(); ++t) {
+                auto bytes = encode_jpeg(frames[t], opt.jpeg_quality);
+                write_file_bytes((dir / format_frame_name("img_{:05d}.jpg", int64_t(t) + 1)).string(),
+                                 bytes.data(), bytes.size());
+              }
             }
           } else {
             int64_t n = j - int64_t(videos.size());
@@ -482,7 +502,7 @@ Summary generate(const Options& opt, const std::function<void(const Progress&)>&
     for (int id : ids) labels.names.push_back(classes()[size_t(id)].name);
     write_labels_csv((tmp / "labels.csv").string(), labels);
     std::map<Split, std::string> lists;
-    for (const auto& v : videos) lists[v.split] += line_of(v, opt.frames, v.label);
+    for (const auto& v : videos) lists[v.split] += line(v, v.label);
     write_text_file((tmp / "train.txt").string(), lists[Split::Train]);
     write_text_file((tmp / "val.txt").string(), lists[Split::Val]);
     write_text_file((tmp / "test.txt").string(), lists[Split::Test]);
@@ -513,7 +533,7 @@ Summary generate(const Options& opt, const std::function<void(const Progress&)>&
       for (int s = 1; s <= 3; ++s) {
         std::string text;
         for (int64_t c = 0; c < int64_t(ids.size()); ++c)
-          for (const Video* v : pick(of(Split::Train, c), k, s, c)) text += line_of(*v, opt.frames, c);
+          for (const Video* v : pick(of(Split::Train, c), k, s, c)) text += line(*v, c);
         write_text_file((tmp / "splits" / ("fewshot_k" + std::to_string(k) + "_seed" + std::to_string(s) + ".txt")).string(), text);
       }
     }
@@ -531,7 +551,7 @@ Summary generate(const Options& opt, const std::function<void(const Progress&)>&
           std::string text;
           for (size_t i = 0; i < base.size(); ++i)
             for (const Video* v : pick(of(Split::Train, base[i]), 16, 100 + s, base[i]))
-              text += line_of(*v, opt.frames, int64_t(i));
+              text += line(*v, int64_t(i));
           write_text_file((tmp / "splits" / ("b2n_train_seed" + std::to_string(s) + ".txt")).string(), text);
         }
       } else {
@@ -539,20 +559,20 @@ Summary generate(const Options& opt, const std::function<void(const Progress&)>&
       }
       std::string vb, vn, zt, zs;
       for (size_t i = 0; i < base.size(); ++i)
-        for (const Video* v : of(Split::Test, base[i])) vb += line_of(*v, opt.frames, int64_t(i));
+        for (const Video* v : of(Split::Test, base[i])) vb += line(*v, int64_t(i));
       for (size_t i = 0; i < novel.size(); ++i)
-        for (const Video* v : of(Split::Test, novel[i])) vn += line_of(*v, opt.frames, int64_t(i));
+        for (const Video* v : of(Split::Test, novel[i])) vn += line(*v, int64_t(i));
       write_text_file((tmp / "splits/b2n_val_base.txt").string(), vb);
       write_text_file((tmp / "splits/b2n_val_novel.txt").string(), vn);
       // Zero-shot: train on 0–13, test on the compositions 14–17 (labels 0–3 of their own file).
       LabelSet zl_train, zl_test;
       for (int c = 0; c < 14; ++c) {
         zl_train.names.push_back(classes()[size_t(c)].name);
-        for (const Video* v : of(Split::Train, c)) zt += line_of(*v, opt.frames, c);
+        for (const Video* v : of(Split::Train, c)) zt += line(*v, c);
       }
       for (int c = 14; c < 18; ++c) {
         zl_test.names.push_back(classes()[size_t(c)].name);
-        for (const Video* v : of(Split::Test, c)) zs += line_of(*v, opt.frames, c - 14);
+        for (const Video* v : of(Split::Test, c)) zs += line(*v, c - 14);
       }
       write_labels_csv((tmp / "splits/zeroshot_train_labels.csv").string(), zl_train);
       write_labels_csv((tmp / "splits/zeroshot_test_labels.csv").string(), zl_test);
@@ -605,8 +625,12 @@ Summary generate(const Options& opt, const std::function<void(const Progress&)>&
        << opt.frames << " frames of " << opt.size << "x" << opt.size << " RGB each\n"
        << "- caption images: " << opt.captions << " (" << val_captions << " in captions/val.tsv)\n\n"
        << "## Layout\n\n"
-       << "- `rawframes/<video_id>/img_00001.jpg ...` frames, start index 1 (mmaction2 rawframes)\n"
-       << "- `train.txt`, `val.txt`, `test.txt`: `<video_id> <num_frames> <label>`, relative to `rawframes/`\n"
+       << (as_video ? "- `videos/<video_id>." + format + "`: " + std::to_string(int64_t(kVideoFps)) + " fps, encoded with " +
+                          encoder.codec + (encoder.lossless ? " (lossless)" : " (near-lossless)") +
+                          "\n- `train.txt`, `val.txt`, `test.txt`: `<video_id>." + format +
+                          " <label>` (mmaction2 video lists), relative to `videos/`\n"
+                    : std::string("- `rawframes/<video_id>/img_00001.jpg ...` frames, start index 1 (mmaction2 rawframes)\n"
+                                  "- `train.txt`, `val.txt`, `test.txt`: `<video_id> <num_frames> <label>`, relative to `rawframes/`\n"))
        << "- `labels.csv`: `id,name` with a header\n"
        << "- `splits/fewshot_k{K}_seed{S}.txt`: K train videos per class\n"
        << "- `splits/b2n_*`: base classes 0,2,...,12 and novel 1,3,...,13; each list's labels index its own CSV;\n"

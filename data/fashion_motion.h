@@ -90,6 +90,7 @@ std::string build_vocab(const std::vector<std::string>& texts);
 std::vector<std::string> word_tokens(const std::string& text);
 
 // ---------------------------------------------------------------- the whole dataset
+constexpr double kVideoFps = 16;  // frame rate of the video files make-data writes
 struct Options {
   std::string out_dir;
   std::string fashion_mnist_dir = kDebianFashionMnist;
@@ -100,6 +101,9 @@ struct Options {
   int64_t captions = 8000;     // caption images (10% of them val)
   int threads = 0;             // 0 = hardware concurrency
   int jpeg_quality = 95;
+  // rawframes (rawframes/<id>/img_00001.jpg), or video files videos/<id>.<format> with
+  // video lists (mp4, avi, mkv, webm; lossless encoders, see data/video.h).
+  std::string format = "rawframes";
   bool force = false;          // replace an existing out_dir
   std::string command_line;    // for the README (content options only)
 };

@@ -13,6 +13,9 @@ PACKAGES=(
   nlohmann-json3-dev # safetensors headers, label maps
   libyaml-cpp-dev    # configs
   zlib1g-dev         # the gzip BPE vocabulary, gzip-compressed Fashion-MNIST
+  # Video files (.mp4/.avi/.webm) decoded on the fly, as the CLIP video repos do with decord
+  # (FFmpeg underneath), and Fashion-Motion written as videos (make-data --format mp4)
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   dataset-fashion-mnist # the built-in dataset's source images (/usr/share/datasets/fashion-mnist)
 )
 

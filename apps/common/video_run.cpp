@@ -88,6 +88,7 @@ Config video_config_defaults() {
   c.declare("DATA.INPUT_SIZE", "32", "crop side; must equal the CLIP's image size");
   c.declare("DATA.FLIP", "false", "random horizontal flip (never for direction classes)");
   c.declare("DATA.NUM_WORKERS", "1", "loader threads that decode batches ahead");
+  c.declare("DATA.DECODE_THREADS", "1", "FFmpeg threads per loader thread for video files (total <= NUM_WORKERS x this)");
   c.declare("DATA.B2N_BASE_LABELS", "splits/b2n_base_labels.csv", "base-to-novel: base class names");
   c.declare("DATA.B2N_NOVEL_LABELS", "splits/b2n_novel_labels.csv", "base-to-novel: novel class names");
   c.declare("DATA.B2N_VAL_BASE", "splits/b2n_val_base.txt", "base-to-novel: base test list (labels index the base csv)");
@@ -254,6 +255,8 @@ vc::data::DatasetOptions dataset_options(const Config& cfg, int64_t num_classes,
     vc::fail("config DATA.PIPELINE = '", pipeline, "': expected fashion_motion or xclip");
   }
   o.sampler.num_segments = cfg.integer("DATA.NUM_FRAMES");
+  o.decode_threads = int(cfg.integer("DATA.DECODE_THREADS"));
+  VC_CHECK(o.decode_threads >= 1, "config DATA.DECODE_THREADS = ", o.decode_threads, ": expected at least 1");
   o.transform.input_size = cfg.integer("DATA.INPUT_SIZE");
   o.transform.flip_prob = cfg.boolean("DATA.FLIP") ? 0.5 : 0.0;
   o.transform.jitter_prob = cfg.number("AUG.COLOR_JITTER");
