@@ -14,6 +14,7 @@ PACKAGES=(
   libyaml-cpp-dev    # configs
   zlib1g-dev         # the gzip BPE vocabulary, gzip-compressed Fashion-MNIST
   dataset-fashion-mnist # the built-in dataset's source images (/usr/share/datasets/fashion-mnist)
+  libopenmpi-dev openmpi-bin # data-parallel training: `mpirun -np N verbclip train` (VERBCLIP_MPI)
 )
 
 missing=()
