@@ -30,8 +30,9 @@ std::string timestamp() {
 
 // ---------------------------------------------------------------- RunLog
 
-RunLog::RunLog(const std::string& dir, bool append, bool echo)
-    : dir_(dir), echo_(echo), start_(std::chrono::steady_clock::now()) {
+RunLog::RunLog(const std::string& dir, bool append, bool echo, bool write)
+    : dir_(dir), echo_(echo && write), start_(std::chrono::steady_clock::now()) {
+  if (!write) return;  // a data-parallel rank other than 0: rank 0 writes the logs
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) fail("cannot create the output folder '", dir, "': ", ec.message());
@@ -51,12 +52,14 @@ RunLog::~RunLog() {
 }
 
 void RunLog::info(const std::string& line) {
+  if (!text_) return;
   std::fprintf(text_, "[%s] %s\n", timestamp().c_str(), line.c_str());
   std::fflush(text_);
   if (echo_) std::cout << line << std::endl;
 }
 
 void RunLog::record(const nlohmann::ordered_json& j) {
+  if (!json_) return;
   nlohmann::ordered_json out = j;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   out["time"] = std::round(secs * 1000) / 1000;
