@@ -23,7 +23,8 @@
 // g mod W (data/loader.h). Micro-step m of rank r is micro-step m·W + r of one process with
 // ACCUMULATION_STEPS·W, with the same loss scale 1/(ACCUMULATION_STEPS·W) and prompt variants;
 // the gradients are summed over the ranks in rank order (nn/ddp.h), so on the CPU the run is
-// bitwise the one-process run with W times the accumulation. The ranks first check that they
+// bitwise the one-process run with W times the accumulation (TRAIN.DDP_REDUCE step: once per
+// optimizer step instead, equal within rounding). The ranks first check that they
 // agree (config, parameter count, dataset size; an error on every rank otherwise). Rank 0
 // alone writes logs, checkpoints and curves; validation is sharded and its scores gathered.
 #include <cxxopts.hpp>
@@ -83,19 +84,41 @@ uint64_t fnv1a(const std::string& s) {
 // Every rank must run the same configuration on the same data: compares each rank's figures
 // with rank 0's and fails on every rank together, naming what differs (not a hang, not a
 // silent divergence).
-void check_ranks_agree(vc::dist::Communicator& comm, const std::vector<std::pair<std::string, std::string>>& mine) {
+void check_ranks_agree(vc::dist::Communicator& comm, const std::vector<std::pair<std::string, std::string>>& mine,
+                       const std::string& config_yaml) {
   if (comm.size() == 1) return;
   std::string line;
   for (const auto& [k, v] : mine) line += k + "=" + v + "\n";
   const auto all = comm.allgather(line);
   std::string diff;
+  bool configs_differ = false;
   for (int r = 1; r < comm.size(); ++r)
     if (all[size_t(r)] != all[0]) {
       std::istringstream a(all[0]), b(all[size_t(r)]);
       std::string la, lb;
       while (std::getline(a, la) && std::getline(b, lb))
-        if (la != lb) diff += "; rank " + std::to_string(r) + " has " + lb + " where rank 0 has " + la;
+        if (la != lb) {
+          diff += "; rank " + std::to_string(r) + " has " + lb + " where rank 0 has " + la;
+          configs_differ |= la.rfind("config hash", 0) == 0;
+        }
     }
+  if (configs_differ) {
+    // Name the first differing config line of each rank (every rank gathers, so all can say it).
+    const auto texts = comm.allgather(config_yaml);
+    for (int r = 1; r < comm.size(); ++r) {
+      std::istringstream a(texts[0]), b(texts[size_t(r)]);
+      std::string la, lb;
+      while (true) {
+        const bool ga = bool(std::getline(a, la)), gb = bool(std::getline(b, lb));
+        if (!ga && !gb) break;
+        if (!ga || !gb || la != lb) {
+          diff += " (first difference: rank " + std::to_string(r) + " '" + (gb ? lb : "<end>") + "', rank 0 '" +
+                  (ga ? la : "<end>") + "')";
+          break;
+        }
+      }
+    }
+  }
   if (!diff.empty())
     vc::dist::fail_collectively("distributed: the " + std::to_string(comm.size()) +
                                 " ranks must run the same configuration on the same data" + diff);
@@ -239,7 +262,12 @@ int cmd_train(int argc, char** argv) {
                            {"trainable parameters", std::to_string(trainable)},
                            {"training videos", std::to_string(train_ds.size())},
                            {"classes", std::to_string(K)},
-                           {"step", std::to_string(state.step)}});
+                           {"step", std::to_string(state.step)}},
+                    state.config);
+  const std::string ddp_reduce = cfg.str("TRAIN.DDP_REDUCE");
+  VC_CHECK(ddp_reduce == "micro_step" || ddp_reduce == "step", "config TRAIN.DDP_REDUCE = '", ddp_reduce,
+           "' must be micro_step or step");
+  const bool reduce_every_micro_step = ddp_reduce == "micro_step";
   std::unique_ptr<nn::GradientReducer> reducer;
   if (W > 1) {
     nn::broadcast_tensors(model.parameters(), comm);
@@ -266,7 +294,7 @@ int cmd_train(int argc, char** argv) {
     log.info("data-parallel: " + std::to_string(W) + " ranks (" + comm.name() + "), batch " + std::to_string(B) +
              " per rank, " + std::to_string(B * accum * W) + " clips per step; gradients of " +
              std::to_string(reducer->numel()) + " floats in " + std::to_string(reducer->num_buckets()) +
-             " bucket(s), summed in rank order");
+             " bucket(s), summed in rank order after every " + (reduce_every_micro_step ? "micro-step" : "step"));
   int64_t new_params = 0, all_params = 0;
   for (const auto& g : opt.groups())
     for (const auto& [name, t] : g.params) (g.lr_mult != 1.0 ? new_params : all_params) += t.numel();
@@ -323,7 +351,7 @@ int cmd_train(int argc, char** argv) {
         const Tensor targets = batch.targets.defined() ? batch.targets : batch.labels;
         auto res = model.training_loss(batch.video, prompt_tokens, targets, (state.step * accum + m) * W + rank);
         vc::mul(res.loss, loss_scale).backward();
-        if (reducer) reducer->reduce_micro_step();
+        if (reducer && (reduce_every_micro_step || m == accum - 1)) reducer->reduce_micro_step();
         const auto pred = vc::argmax(vc::mean(res.logits.detach(), {1}), 1).to_vector<int64_t>();
         const auto y = batch.labels.to_vector<int64_t>();
         int64_t hit = 0;

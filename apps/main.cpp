@@ -84,8 +84,15 @@ int main(int argc, char** argv) {
       std::cerr << "verbclip " << s.name << ": error" << rank_tag() << ": " << e.what() << "\n" << std::flush;
       // Under mpirun: an error every rank saw ends each rank cleanly; one only this rank saw
       // aborts the job, so the other ranks do not wait for it.
-      if (vc::dist::is_collective_error(e)) vc::dist::finalize();
-      else vc::dist::abort_world(1);
+      if (vc::dist::is_collective_error(e)) {
+        try {
+          vc::dist::world().barrier();  // every rank has printed before any exits
+        } catch (...) {
+        }
+        vc::dist::finalize();
+      } else {
+        vc::dist::abort_world(1);
+      }
       return 1;
     }
   }

@@ -105,6 +105,10 @@ Config video_config_defaults() {
   c.declare("TRAIN.WARMUP_EPOCHS", "0.2", "linear warmup from 0, in epochs (may be fractional)");
   c.declare("TRAIN.BATCH_SIZE", "32", "clips per micro-batch");
   c.declare("TRAIN.ACCUMULATION_STEPS", "1", "micro-batches per optimizer step");
+  c.declare("TRAIN.DDP_REDUCE", "micro_step",
+            "under mpirun: sum the ranks' gradients after every micro-step (micro_step: bitwise the one-process "
+            "run with ranks x ACCUMULATION_STEPS) or once per optimizer step (step: ACCUMULATION_STEPS times less "
+            "traffic, equal within rounding)");
   c.declare("TRAIN.LR", "1e-4", "learning rate of the encoders (new modules: x MODEL.NEW_LR_MULT)");
   c.declare("TRAIN.MIN_LR", "1e-6", "cosine floor");
   c.declare("TRAIN.WEIGHT_DECAY", "0.001", "AdamW decoupled weight decay (not on rank <= 1 tensors, biases, positional embeddings)");
