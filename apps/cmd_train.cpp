@@ -16,6 +16,17 @@
 // order and augmentation come from the loader, the prompt variants from the micro-step number.
 // --resume rebuilds the run from checkpoint_last (its config, then --config / --opts), skips
 // the batches already used in the current epoch and continues bitwise as if never stopped.
+//
+// Data-parallel (`mpirun -np W verbclip train ...`, engine/dist/communicator.h): each rank
+// holds the model and trains on its share of every epoch's order: the one-process batches of
+// TRAIN.BATCH_SIZE (a per-rank size, as in the PyTorch repos) dealt out whole, batch g to rank
+// g mod W (data/loader.h). Micro-step m of rank r is micro-step m·W + r of one process with
+// ACCUMULATION_STEPS·W, with the same loss scale 1/(ACCUMULATION_STEPS·W) and prompt variants;
+// the gradients are summed over the ranks in rank order (nn/ddp.h), so on the CPU the run is
+// bitwise the one-process run with W times the accumulation (TRAIN.DDP_REDUCE step: once per
+// optimizer step instead, equal within rounding). The ranks first check that they
+// agree (config, parameter count, dataset size; an error on every rank otherwise). Rank 0
+// alone writes logs, checkpoints and curves; validation is sharded and its scores gathered.
 #include <cxxopts.hpp>
 #include <chrono>
 #include <cmath>
@@ -23,6 +34,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "apps/commands.h"
 #include "apps/common/checkpoints.h"
@@ -31,8 +43,10 @@
 #include "apps/common/video_run.h"
 #include "data/annotations.h"
 #include "data/util.h"
+#include "engine/dist/communicator.h"
 #include "engine/engine.h"
 #include "nn/faults.h"
+#include "nn/ddp.h"
 #include "nn/nn.h"
 
 namespace verbclip {
@@ -59,6 +73,56 @@ void write_train_curves(const std::string& out) {
   if (!val.x.empty()) acc.push_back(val);
   if (!pair.x.empty()) acc.push_back(pair);
   if (!train_acc.x.empty()) write_curves(out + "/accuracy.svg", "train: accuracy", "epoch", "accuracy (%)", acc);
+}
+
+// FNV-1a: the same on every rank and host (std::hash need not be).
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Every rank must run the same configuration on the same data: compares each rank's figures
+// with rank 0's and fails on every rank together, naming what differs (not a hang, not a
+// silent divergence).
+void check_ranks_agree(vc::dist::Communicator& comm, const std::vector<std::pair<std::string, std::string>>& mine,
+                       const std::string& config_yaml) {
+  if (comm.size() == 1) return;
+  std::string line;
+  for (const auto& [k, v] : mine) line += k + "=" + v + "\n";
+  const auto all = comm.allgather(line);
+  std::string diff;
+  bool configs_differ = false;
+  for (int r = 1; r < comm.size(); ++r)
+    if (all[size_t(r)] != all[0]) {
+      std::istringstream a(all[0]), b(all[size_t(r)]);
+      std::string la, lb;
+      while (std::getline(a, la) && std::getline(b, lb))
+        if (la != lb) {
+          diff += "; rank " + std::to_string(r) + " has " + lb + " where rank 0 has " + la;
+          configs_differ |= la.rfind("config hash", 0) == 0;
+        }
+    }
+  if (configs_differ) {
+    // Name the first differing config line of each rank (every rank gathers, so all can say it).
+    const auto texts = comm.allgather(config_yaml);
+    for (int r = 1; r < comm.size(); ++r) {
+      std::istringstream a(texts[0]), b(texts[size_t(r)]);
+      std::string la, lb;
+      while (true) {
+        const bool ga = bool(std::getline(a, la)), gb = bool(std::getline(b, lb));
+        if (!ga && !gb) break;
+        if (!ga || !gb || la != lb) {
+          diff += " (first difference: rank " + std::to_string(r) + " '" + (gb ? lb : "<end>") + "', rank 0 '" +
+                  (ga ? la : "<end>") + "')";
+          break;
+        }
+      }
+    }
+  }
+  if (!diff.empty())
+    vc::dist::fail_collectively("distributed: the " + std::to_string(comm.size()) +
+                                " ranks must run the same configuration on the same data" + diff);
 }
 
 }  // namespace
@@ -89,7 +153,10 @@ int cmd_train(int argc, char** argv) {
   if (!r.unmatched().empty()) vc::fail("unexpected argument '", r.unmatched()[0], "'");
   if (r["threads"].as<int>() > 0) vc::set_num_threads(r["threads"].as<int>());
   const bool resume = r.count("resume") > 0;
-  const bool quiet = r.count("quiet") > 0;
+  vc::dist::Communicator& comm = vc::dist::world();  // one process unless started by mpirun
+  const int64_t W = comm.size(), rank = comm.rank();
+  const bool lead = rank == 0;  // writes logs, checkpoints and curves
+  const bool quiet = r.count("quiet") > 0 || !lead;
 
   // ---- settings: (resume: the run's own) defaults, --config, --output, --opts
   std::string out;
@@ -137,13 +204,15 @@ int cmd_train(int argc, char** argv) {
   lopt.workers = int(cfg.integer("DATA.NUM_WORKERS"));
   lopt.train = true;
   lopt.seed = seed;
+  lopt.rank = rank;
+  lopt.world_size = W;
   lopt.soft_targets = cfg.number("AUG.LABEL_SMOOTH") > 0;
   lopt.mix = {cfg.number("AUG.MIXUP"), cfg.number("AUG.CUTMIX"), cfg.number("AUG.MIXUP_SWITCH_PROB"), 1.0,
               cfg.number("AUG.LABEL_SMOOTH")};
   vc::data::Loader loader(train_ds, lopt);
   const int64_t steps_per_epoch = loader.num_batches() / accum;
-  VC_CHECK(steps_per_epoch >= 1, "an epoch of ", loader.num_batches(), " batches holds no optimizer step of ", accum,
-           " accumulated batches");
+  VC_CHECK(steps_per_epoch >= 1, "an epoch of ", loader.num_batches(), " batches", W > 1 ? " per rank" : "",
+           " holds no optimizer step of ", accum, " accumulated batches");
   const int64_t max_steps = cfg.integer("TRAIN.MAX_STEPS");
   const int64_t total = max_steps > 0 ? max_steps : cfg.integer("TRAIN.EPOCHS") * steps_per_epoch;
   VC_CHECK(total > 0, "nothing to train: TRAIN.EPOCHS and TRAIN.MAX_STEPS give 0 steps");
@@ -187,22 +256,53 @@ int cmd_train(int argc, char** argv) {
   }
   // A run killed after its last checkpoint: logs back to that checkpoint (the steps after it
   // are done again), half-written temporaries gone.
-  const int64_t log_dropped = resume ? RunLog::rewind(out, state.extra) : 0;
-  const int64_t temporaries = resume ? ckpts.remove_temporaries() : 0;
+  const int64_t log_dropped = resume && lead ? RunLog::rewind(out, state.extra) : 0;
+  const int64_t temporaries = resume && lead ? ckpts.remove_temporaries() : 0;
+  // Data-parallel: the ranks agree, start from rank 0's weights, and sum their gradients.
+  int64_t trainable = 0;
+  std::vector<Tensor> trainable_params;
+  for (const auto& g : opt.groups())
+    for (const auto& [name, t] : g.params) trainable += t.numel(), trainable_params.push_back(t);
+  check_ranks_agree(comm, {{"config hash", std::to_string(fnv1a(state.config))},
+                           {"trainable parameters", std::to_string(trainable)},
+                           {"training videos", std::to_string(train_ds.size())},
+                           {"classes", std::to_string(K)},
+                           {"step", std::to_string(state.step)}},
+                    state.config);
+  const std::string ddp_reduce = cfg.str("TRAIN.DDP_REDUCE");
+  VC_CHECK(ddp_reduce == "micro_step" || ddp_reduce == "step", "config TRAIN.DDP_REDUCE = '", ddp_reduce,
+           "' must be micro_step or step");
+  const bool reduce_every_micro_step = ddp_reduce == "micro_step";
+  std::unique_ptr<nn::GradientReducer> reducer;
+  if (W > 1) {
+    nn::broadcast_tensors(model.parameters(), comm);
+    reducer = std::make_unique<nn::GradientReducer>(trainable_params, comm);
+  }
+  const std::string previous_world = state.extra.count("world_size") ? state.extra["world_size"] : "1";
+  state.extra["world_size"] = std::to_string(W);
   // Resuming: the epochs to average that already ended must have left their weights.
   for (int64_t e = avg_first; avg_epochs > 0 && e <= epochs; ++e)
     if (std::min(e * steps_per_epoch, total) <= state.step) check_epoch_file(e);
 
-  std::filesystem::create_directories(out);
-  RunLog log(out, /*append=*/resume);
-  nn::write_file_atomically(out + "/config.yaml", [&](std::FILE* f) {
-    std::fwrite(state.config.data(), 1, state.config.size(), f);
-  });
+  if (lead) std::filesystem::create_directories(out);
+  RunLog log(out, /*append=*/resume, /*echo=*/true, /*write=*/lead);
+  if (lead)
+    nn::write_file_atomically(out + "/config.yaml", [&](std::FILE* f) {
+      std::fwrite(state.config.data(), 1, state.config.size(), f);
+    });
   for (const auto& n : setup.notes) log.info("note: " + n);
   if (resume)
     log.info("resuming " + ckpts.last_path() + " at step " + std::to_string(state.step) +
              (log_dropped > 0 ? "; dropped " + std::to_string(log_dropped) + " bytes of log written after it" : "") +
              (temporaries > 0 ? "; removed " + std::to_string(temporaries) + " unfinished temporary file(s)" : ""));
+  if (resume && previous_world != std::to_string(W))
+    log.info("note: the run was trained on " + previous_world + " rank(s) and continues on " + std::to_string(W) +
+             ": it continues bitwise only if ranks x TRAIN.ACCUMULATION_STEPS is unchanged");
+  if (W > 1)
+    log.info("data-parallel: " + std::to_string(W) + " ranks (" + comm.name() + "), batch " + std::to_string(B) +
+             " per rank, " + std::to_string(B * accum * W) + " clips per step; gradients of " +
+             std::to_string(reducer->numel()) + " floats in " + std::to_string(reducer->num_buckets()) +
+             " bucket(s), summed in rank order after every " + (reduce_every_micro_step ? "micro-step" : "step"));
   int64_t new_params = 0, all_params = 0;
   for (const auto& g : opt.groups())
     for (const auto& [name, t] : g.params) (g.lr_mult != 1.0 ? new_params : all_params) += t.numel();
@@ -228,7 +328,7 @@ int cmd_train(int argc, char** argv) {
   const int64_t save_freq = cfg.integer("SAVE_FREQ"), eval_every = cfg.integer("TEST.EVAL_EVERY");
   const int64_t stop_at = r.count("stop-at") ? r["stop-at"].as<int64_t>() : -1;
   const double clip_grad = cfg.number("TRAIN.CLIP_GRAD");
-  const double loss_scale = 1.0 / double(accum);
+  const double loss_scale = 1.0 / double(accum * W);
   const std::vector<Tensor> params = model.parameters();
   Progress progress("train " + model.name(), print_freq, quiet);
   const int64_t first_step = state.step;
@@ -250,22 +350,62 @@ int cmd_train(int argc, char** argv) {
       sched.apply(opt, state.step);
       opt.zero_grad();
       double step_loss = 0;
+      // Per micro-step: loss, hits, items, then the model's metrics (gathered over the ranks
+      // and added in the one-process order m·W + r, so the logs match too).
+      std::vector<std::vector<double>> micro(static_cast<size_t>(accum));
+      std::vector<std::string> metric_names;
       for (int64_t m = 0; m < accum; ++m) {
         VC_CHECK(loader.next(batch), "train: the loader ended early in epoch ", epoch);
         const Tensor targets = batch.targets.defined() ? batch.targets : batch.labels;
-        auto res = model.training_loss(batch.video, prompt_tokens, targets, state.step * accum + m);
+        auto res = model.training_loss(batch.video, prompt_tokens, targets, (state.step * accum + m) * W + rank);
         vc::mul(res.loss, loss_scale).backward();
-        const double loss = res.loss.item();
-        VC_CHECK(std::isfinite(loss), "train: the loss is ", loss, " at step ", state.step, " (try a lower TRAIN.LR)");
-        step_loss += loss * loss_scale;
-        for (const auto& [name, v] : res.metrics)
-          for (auto* acc : {&window_metrics, &epoch_metrics}) (*acc)[name].first += v, ++(*acc)[name].second;
+        if (reducer && (reduce_every_micro_step || m == accum - 1)) reducer->reduce_micro_step();
         const auto pred = vc::argmax(vc::mean(res.logits.detach(), {1}), 1).to_vector<int64_t>();
         const auto y = batch.labels.to_vector<int64_t>();
-        for (size_t i = 0; i < y.size(); ++i) window_hit += pred[i] == y[i];
-        window_items += int64_t(y.size());
+        int64_t hit = 0;
+        for (size_t i = 0; i < y.size(); ++i) hit += pred[i] == y[i];
+        micro[size_t(m)] = {res.loss.item(), double(hit), double(y.size())};
+        metric_names.clear();
+        for (const auto& [name, v] : res.metrics) micro[size_t(m)].push_back(v), metric_names.push_back(name);
       }
       nn::kill_point("train_step");  // fault tests (nn/faults.h)
+      if (reducer) reducer->finish();
+      std::vector<std::vector<std::vector<double>>> ranks_micro{micro};  // [rank][m][figure]
+      if (W > 1) {
+        std::string mine;
+        for (const auto& v : micro) {
+          const int64_t n = int64_t(v.size());
+          mine.append(reinterpret_cast<const char*>(&n), sizeof n);
+          mine.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
+        }
+        ranks_micro.clear();
+        for (const std::string& part : comm.allgather(mine)) {
+          auto& rm = ranks_micro.emplace_back();
+          for (size_t at = 0; at < part.size();) {
+            int64_t n = 0;
+            std::memcpy(&n, part.data() + at, sizeof n);
+            at += sizeof n;
+            rm.emplace_back(size_t(n));
+            std::memcpy(rm.back().data(), part.data() + at, size_t(n) * sizeof(double));
+            at += size_t(n) * sizeof(double);
+          }
+        }
+      }
+      for (int64_t m = 0; m < accum; ++m)
+        for (int64_t q = 0; q < W; ++q) {
+          const auto& v = ranks_micro[size_t(q)][size_t(m)];
+          const double loss = v[0];
+          // Every rank reads every rank's loss: a non-finite one stops them all with this message.
+          if (!std::isfinite(loss))
+            vc::dist::fail_collectively("train: the loss is " + format_number("%g", loss) + " at step " +
+                                        std::to_string(state.step) + " (try a lower TRAIN.LR)");
+          step_loss += loss * loss_scale;
+          for (size_t k = 0; k < metric_names.size() && 3 + k < v.size(); ++k)
+            for (auto* acc : {&window_metrics, &epoch_metrics})
+              (*acc)[metric_names[k]].first += v[3 + k], ++(*acc)[metric_names[k]].second;
+          window_hit += int64_t(v[1]);
+          window_items += int64_t(v[2]);
+        }
       if (clip_grad > 0) nn::clip_grad_norm(params, clip_grad);
       opt.step();
       ++state.step;
@@ -274,7 +414,7 @@ int cmd_train(int argc, char** argv) {
 
       ProgressInfo p;
       p.epoch = epoch + 1, p.epochs = epochs, p.step = state.step, p.steps = total, p.loss = step_loss, p.lr = opt.lr();
-      progress.update(p, B * accum);
+      progress.update(p, B * accum * W);
       if (state.step % print_freq == 0 || state.step == total) {
         nlohmann::ordered_json j;
         j["event"] = "train";
@@ -307,7 +447,7 @@ int cmd_train(int argc, char** argv) {
         const bool last = state.step == total;
         if (!val_list.empty() && ((eval_every > 0 && (epoch + 1) % eval_every == 0) || last)) {
           model.eval();
-          EvalReport v = evaluate_list(model, *setup.tokenizer, cfg, val_list, labels.names, false, false);
+          EvalReport v = evaluate_list(model, *setup.tokenizer, cfg, val_list, labels.names, false, false, &comm);
           model.train();
           nlohmann::ordered_json j = report_json(v);
           j["event"] = "val";
@@ -319,21 +459,21 @@ int cmd_train(int argc, char** argv) {
             best_top1 = v.acc.top1;
             state.extra["best_top1"] = format_number("%.17g", best_top1);
             state.extra["best_epoch"] = std::to_string(epoch + 1);
-            ckpts.save_best(model, opt, sched, state);
+            if (lead) ckpts.save_best(model, opt, sched, state);
             log.info("best val top-1 " + format_number("%.2f", best_top1) + " -> " + ckpts.best_path());
           }
         }
       }
       // Before checkpoint_last: a run resumed after this epoch's end must find its weights.
       if (epoch_end && avg_epochs > 0 && epoch + 1 >= avg_first) {
-        ckpts.save_epoch_weights(epoch + 1, model, state);
+        if (lead) ckpts.save_epoch_weights(epoch + 1, model, state);
         epochs_written.insert(epoch + 1);
         log.info("weights of epoch " + std::to_string(epoch + 1) + " (for TRAIN.AVERAGE_EPOCHS) -> " +
                  ckpts.epoch_path(epoch + 1));
       }
       const bool stop_now = state.step == stop_at;
       if (stop_now) log.info("stopped after step " + std::to_string(state.step) + " (--stop-at); continue with --resume");
-      if (epoch_end || stop_now || (save_freq > 0 && state.step % save_freq == 0)) {
+      if (lead && (epoch_end || stop_now || (save_freq > 0 && state.step % save_freq == 0))) {
         log.mark(state.extra);  // what --resume keeps of the logs
         ckpts.save_last(model, opt, sched, state);
       }
@@ -344,9 +484,10 @@ int cmd_train(int argc, char** argv) {
     }
   }
   progress.finish();
-  write_train_curves(out);
+  if (lead) write_train_curves(out);
+  if (W > 1) comm.barrier();  // rank 0's files are written before any rank reads them or exits
   if (stopped) return 0;
-  if (best_top1 < 0) ckpts.save_best(model, opt, sched, state);  // no validation list: best = last
+  if (best_top1 < 0 && lead) ckpts.save_best(model, opt, sched, state);  // no validation list: best = last
   if (avg_epochs > 0) {
     // The epoch files must be this schedule's: epoch e ends at step min(e * steps_per_epoch, total).
     const std::string range = std::to_string(avg_first) + "-" + std::to_string(epochs);
@@ -371,7 +512,7 @@ int cmd_train(int argc, char** argv) {
     state.extra["averaged_epochs"] = range;
     if (!val_list.empty()) {
       model.eval();
-      EvalReport v = evaluate_list(model, *setup.tokenizer, cfg, val_list, labels.names, false, false);
+      EvalReport v = evaluate_list(model, *setup.tokenizer, cfg, val_list, labels.names, false, false, &comm);
       nlohmann::ordered_json j = report_json(v);
       j["event"] = "val_avg";
       j["step"] = state.step;
@@ -381,12 +522,17 @@ int cmd_train(int argc, char** argv) {
       log.info("val averaged (epochs " + range + "): " + report_line(v));
       state.extra["avg_top1"] = format_number("%.17g", v.acc.top1);
     }
-    ckpts.save_avg(model, opt, sched, state);
+    if (lead) ckpts.save_avg(model, opt, sched, state);
     log.info("averaged weights of epochs " + range + " -> " + ckpts.avg_path());
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (reducer)
+    log.info("data-parallel: rank 0 spent " + format_number("%.2f", reducer->seconds()) + " s of " +
+             format_number("%.2f", secs) + " s in the gradient all-reduce (" +
+             format_number("%.1f", 100.0 * reducer->seconds() / std::max(secs, 1e-9)) + "%; " +
+             format_number("%.2f", reducer->allreduce_seconds()) + " s inside the communicator)");
   log.info("trained " + std::to_string(state.step - first_step) + " steps in " + Progress::format_duration(secs) +
-           " (" + format_number("%.1f", double((state.step - first_step) * B * accum) / std::max(secs, 1e-9)) +
+           " (" + format_number("%.1f", double((state.step - first_step) * B * accum * W) / std::max(secs, 1e-9)) +
            " clips/s); checkpoints: " + ckpts.last_path() + ", " + ckpts.best_path() +
            (avg_epochs > 0 ? ", " + ckpts.avg_path() : std::string()) + "; curves: " + out +
            "/loss.svg, " + out + "/accuracy.svg");

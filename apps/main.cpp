@@ -1,5 +1,6 @@
 // verbclip: one command, many subcommands (`verbclip <subcommand> [options]`).
 #include <cxxopts.hpp>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "engine/dist/communicator.h"
 
 namespace {
 
@@ -29,6 +31,16 @@ const std::vector<Subcommand>& subcommands() {
       {"check-videos", "open and decode every video file of a list; name the bad ones", verbclip::cmd_check_videos},
   };
   return table;
+}
+
+// " (rank r of W)" under mpirun, else "".
+std::string rank_tag() {
+  if (!vc::dist::launched_by_mpirun()) return "";
+  for (const char* k : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"})
+    if (const char* v = std::getenv(k))
+      for (const char* n : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
+        if (const char* w = std::getenv(n)) return std::string(" (rank ") + v + " of " + w + ")";
+  return " (distributed)";
 }
 
 void print_help(std::ostream& os) {
@@ -61,13 +73,27 @@ int main(int argc, char** argv) {
     std::vector<char*> args = {prog.data()};
     for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
     try {
-      return s.run(int(args.size()), args.data());
+      const int code = s.run(int(args.size()), args.data());
+      vc::dist::finalize();
+      return code;
     } catch (const cxxopts::exceptions::exception& e) {
       std::cerr << "verbclip " << s.name << ": " << e.what() << " (see verbclip " << s.name
                 << " --help)\n";
+      vc::dist::abort_world(1);
       return 1;
     } catch (const std::exception& e) {
-      std::cerr << "verbclip " << s.name << ": error: " << e.what() << "\n";
+      std::cerr << "verbclip " << s.name << ": error" << rank_tag() << ": " << e.what() << "\n" << std::flush;
+      // Under mpirun: an error every rank saw ends each rank cleanly; one only this rank saw
+      // aborts the job, so the other ranks do not wait for it.
+      if (vc::dist::is_collective_error(e)) {
+        try {
+          vc::dist::world().barrier();  // every rank has printed before any exits
+        } catch (...) {
+        }
+        vc::dist::finalize();
+      } else {
+        vc::dist::abort_world(1);
+      }
       return 1;
     }
   }

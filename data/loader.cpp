@@ -28,11 +28,18 @@ std::vector<int64_t> Loader::epoch_order(uint64_t epoch) const {
   }
   const int64_t W = opt_.world_size;
   if (W == 1) return order;
-  if (opt_.train) {
-    int64_t total = (N + W - 1) / W * W;
-    for (int64_t i = N; i < total; ++i) order.push_back(order[size_t((i - N) % N)]);
-  }
   std::vector<int64_t> mine;
+  if (opt_.train) {
+    // Whole batches of the one-process order: rank r takes batches r, r+W, r+2W, ... and every
+    // rank the same number of them (the last < W batches of the epoch are dropped, as one
+    // process accumulating W micro-batches per step drops them).
+    const int64_t b = opt_.batch_size;
+    const int64_t batches = opt_.drop_last ? N / b : (N + b - 1) / b;
+    for (int64_t g = opt_.rank; g < batches / W * W; g += W)
+      for (int64_t i = g * b; i < std::min(N, (g + 1) * b); ++i) mine.push_back(order[size_t(i)]);
+    return mine;
+  }
+  // Evaluation: positions r, r+W, ... (every video exactly once, no padding).
   for (size_t i = size_t(opt_.rank); i < order.size(); i += size_t(W)) mine.push_back(order[i]);
   return mine;
 }
@@ -142,7 +149,7 @@ void Loader::fill_sample(int64_t index, float* out, int64_t& used) {
   for (int64_t attempt = 0; attempt < ds_.size(); ++attempt) {
     used = (index + attempt) % ds_.size();
     try {
-      ds_.get(used, train, opt_.seed, epoch_, uint64_t(opt_.rank), out);
+      ds_.get(used, train, opt_.seed, epoch_, /*rank=*/0, out);  // augmentation: not the rank's
       return;
     } catch (const Error& e) {
       if (ds_.options().bad_input == BadInput::Fail) throw;
@@ -152,6 +159,10 @@ void Loader::fill_sample(int64_t index, float* out, int64_t& used) {
     }
   }
   fail("loader: no readable sample in the dataset");
+}
+
+int64_t Loader::global_batch(int64_t b) const {
+  return opt_.train && opt_.world_size > 1 ? b * opt_.world_size + opt_.rank : b;
 }
 
 Batch Loader::build(int64_t b) {
@@ -174,7 +185,7 @@ Batch Loader::build(int64_t b) {
   batch.labels = Tensor::from_vector(labels, {B});
   if (opt_.train && (opt_.soft_targets || opt_.mix.enabled())) {
     VC_CHECK(ds_.options().num_classes > 0, "loader: soft targets need the number of classes");
-    SampleRng rng(opt_.seed, epoch_, uint64_t(opt_.rank), RngPurpose::Mixup, uint64_t(b));
+    SampleRng rng(opt_.seed, epoch_, 0, RngPurpose::Mixup, uint64_t(global_batch(b)));
     batch.targets = mix_batch(batch.video, labels, ds_.options().num_classes, opt_.mix, rng);
   }
   return batch;

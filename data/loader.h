@@ -1,7 +1,9 @@
 // Batches from a VideoDataset. Worker threads decode and transform whole batches ahead of
 // the consumer into a bounded queue; batch b always holds the same samples with the same
 // augmentation, so the output depends only on (seed, epoch, rank) — not on the number of
-// workers or their timing.
+// workers or their timing. A sample's augmentation and a batch's mixup are keyed by the
+// dataset index and the one-process batch number, never by the rank: rank r of W trains on
+// exactly the batches one process would see at positions r, r+W, ... (data-parallel training).
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -48,9 +50,14 @@ class Loader {
   Loader& operator=(const Loader&) = delete;
 
   // The dataset indices this rank sees in `epoch`, in order. Shuffled by (seed, epoch)
-  // identically on every rank, then rank r takes positions r, r+W, ... (training pads
-  // the order to a multiple of W by repeating its start, like DistributedSampler).
+  // identically on every rank (the global order does not depend on W). Training: the
+  // one-process batches of batch_size are dealt out whole, batch g to rank g mod W, and the
+  // epoch's last (batches mod W) batches are dropped so every rank takes as many steps; no
+  // padding, no sample twice. Evaluation: rank r takes positions r, r+W, ... (every sample
+  // exactly once over the ranks).
   std::vector<int64_t> epoch_order(uint64_t epoch) const;
+  // The one-process batch number of this rank's batch b (training: b·W + rank).
+  int64_t global_batch(int64_t b) const;
   int64_t num_batches() const;
 
   // Starts producing the batches of `epoch` (stops any epoch in progress).

@@ -17,6 +17,7 @@ PACKAGES=(
   # (FFmpeg underneath), and Fashion-Motion written as videos (make-data --format mp4)
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   dataset-fashion-mnist # the built-in dataset's source images (/usr/share/datasets/fashion-mnist)
+  libopenmpi-dev openmpi-bin # data-parallel training: `mpirun -np N verbclip train` (VERBCLIP_MPI)
 )
 
 missing=()

@@ -65,8 +65,9 @@ void write_all(int fd, const std::string& s, const std::string& path) {
 
 }  // namespace
 
-RunLog::RunLog(const std::string& dir, bool append, bool echo)
-    : dir_(dir), echo_(echo), start_(std::chrono::steady_clock::now()) {
+RunLog::RunLog(const std::string& dir, bool append, bool echo, bool write)
+    : dir_(dir), echo_(echo && write), start_(std::chrono::steady_clock::now()) {
+  if (!write) return;  // a data-parallel rank other than 0: rank 0 writes the logs
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) fail("cannot create the output folder '", dir, "': ", ec.message());
@@ -86,21 +87,24 @@ RunLog::~RunLog() {
 }
 
 void RunLog::info(const std::string& line) {
+  if (text_ < 0) return;
   write_all(text_, "[" + timestamp() + "] " + line + "\n", dir_ + "/log.txt");
   if (echo_) std::cout << line << std::endl;
 }
 
 void RunLog::record(const nlohmann::ordered_json& j) {
+  if (!json_) return;
   nlohmann::ordered_json out = j;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   out["time"] = std::round(secs * 1000) / 1000;
+  if (json_ < 0) return;
   write_all(json_, out.dump() + "\n", dir_ + "/log.jsonl");
 }
 
 void RunLog::mark(std::map<std::string, std::string>& extra) const {
   for (auto [name, fd] : {std::pair<const char*, int>{"log.txt", text_}, {"log.jsonl", json_}}) {
     struct stat st{};
-    if (::fstat(fd, &st) == 0) extra[std::string(name) + "_bytes"] = std::to_string(st.st_size);
+    if (fd >= 0 && ::fstat(fd, &st) == 0) extra[std::string(name) + "_bytes"] = std::to_string(st.st_size);
   }
 }
 

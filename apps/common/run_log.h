@@ -25,7 +25,8 @@ namespace verbclip {
 class RunLog {
  public:
   // Creates `dir` if needed. append: continue existing logs (resume), else start fresh.
-  RunLog(const std::string& dir, bool append, bool echo = true);
+  // write false: writes and prints nothing (data-parallel ranks other than 0).
+  RunLog(const std::string& dir, bool append, bool echo = true, bool write = true);
   ~RunLog();
   RunLog(const RunLog&) = delete;
   RunLog& operator=(const RunLog&) = delete;

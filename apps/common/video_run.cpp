@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -106,6 +107,10 @@ Config video_config_defaults() {
   c.declare("TRAIN.WARMUP_EPOCHS", "0.2", "linear warmup from 0, in epochs (may be fractional)");
   c.declare("TRAIN.BATCH_SIZE", "32", "clips per micro-batch");
   c.declare("TRAIN.ACCUMULATION_STEPS", "1", "micro-batches per optimizer step");
+  c.declare("TRAIN.DDP_REDUCE", "micro_step",
+            "under mpirun: sum the ranks' gradients after every micro-step (micro_step: bitwise the one-process "
+            "run with ranks x ACCUMULATION_STEPS) or once per optimizer step (step: ACCUMULATION_STEPS times less "
+            "traffic, equal within rounding)");
   c.declare("TRAIN.LR", "1e-4", "learning rate of the encoders (new modules: x MODEL.NEW_LR_MULT)");
   c.declare("TRAIN.MIN_LR", "1e-6", "cosine floor");
   c.declare("TRAIN.WEIGHT_DECAY", "0.001", "AdamW decoupled weight decay (not on rank <= 1 tensors, biases, positional embeddings)");
@@ -457,7 +462,7 @@ const char* const kBPairDefinition =
 
 EvalReport evaluate_list(const models::VideoModel& model, const clip::TextTokenizer& tokenizer, const Config& cfg,
                          const std::string& list_path, const std::vector<std::string>& class_names, bool multi_view,
-                         bool show_progress) {
+                         bool show_progress, vc::dist::Communicator* comm) {
   EvalReport r;
   r.list = list_path;
   r.class_names = class_names;
@@ -472,13 +477,39 @@ EvalReport evaluate_list(const models::VideoModel& model, const clip::TextTokeni
   o.workers = int(cfg.integer("DATA.NUM_WORKERS"));
   o.train = false;
   o.seed = uint64_t(cfg.integer("SEED"));
+  const int W = comm ? comm->size() : 1;
+  if (W > 1) o.rank = comm->rank(), o.world_size = W;  // videos r, r+W, ... on rank r
   vc::data::Loader loader(ds, o);
   Tensor class_features;
   {
     vc::NoGradGuard no_grad;
     class_features = model.class_features(model.tokenize(load_prompts(cfg, class_names), tokenizer));
   }
-  r.scores = score_videos(model, loader, class_features, r.labels, show_progress, "eval");
+  r.scores = score_videos(model, loader, class_features, r.labels, show_progress && (!comm || comm->rank() == 0), "eval");
+  if (W > 1) {
+    // Every rank's rows (scores, labels) back into the list's order, on every rank.
+    std::string mine;
+    for (int64_t i = 0; i < r.scores.rows; ++i) {
+      mine.append(reinterpret_cast<const char*>(&r.labels[size_t(i)]), sizeof(int64_t));
+      mine.append(reinterpret_cast<const char*>(&r.scores.values[size_t(i * r.scores.classes)]),
+                  size_t(r.scores.classes) * sizeof(double));
+    }
+    const auto parts = comm->allgather(mine);
+    const int64_t N = ds.size(), row = int64_t(sizeof(int64_t) + size_t(K) * sizeof(double));
+    ScoreMatrix all{N, K, std::vector<double>(size_t(N * K))};
+    std::vector<int64_t> labels(static_cast<size_t>(N));
+    for (int64_t p = 0; p < N; ++p) {
+      const std::string& part = parts[size_t(p % W)];
+      const int64_t local = p / W;
+      VC_CHECK(int64_t(part.size()) >= (local + 1) * row, "eval: rank ", p % W, " sent too few scores for '",
+               list_path, "'");
+      const char* src = part.data() + local * row;
+      std::memcpy(&labels[size_t(p)], src, sizeof(int64_t));
+      std::memcpy(&all.values[size_t(p * K)], src + sizeof(int64_t), size_t(K) * sizeof(double));
+    }
+    r.scores = std::move(all);
+    r.labels = std::move(labels);
+  }
   r.acc = accuracy(r.scores, r.labels, 5);
   r.families = fashion_motion_families(class_names);
   if (r.families.is_fashion_motion) {

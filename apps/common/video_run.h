@@ -17,6 +17,7 @@
 #include "apps/common/metrics.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "engine/dist/communicator.h"
 #include "models/registry.h"
 #include "models/video_model.h"
 
@@ -119,9 +120,12 @@ struct EvalReport {
 
 // Prompts for `class_names` (TEXT.*), the list's dataset (multi_view: TEST.NUM_CLIP x
 // TEST.NUM_CROP views, else one centre view), scores and metrics.
+// comm with several ranks (data-parallel training): rank r scores videos r, r+W, ... and the
+// rows are gathered, so every rank returns the whole report.
 EvalReport evaluate_list(const vc::models::VideoModel& model, const vc::clip::TextTokenizer& tokenizer,
                          const Config& cfg, const std::string& list_path,
-                         const std::vector<std::string>& class_names, bool multi_view, bool show_progress);
+                         const std::vector<std::string>& class_names, bool multi_view, bool show_progress,
+                         vc::dist::Communicator* comm = nullptr);
 
 // The metrics as JSON (percentages), and a one-line summary.
 nlohmann::ordered_json report_json(const EvalReport& r);

@@ -93,6 +93,8 @@ void Tensor::backward(const Tensor& grad) const {
   }
 
   std::unordered_map<Node*, Tensor> pending{{impl().grad_fn.get(), seed}};
+  std::unordered_map<TensorImpl*, Tensor> leaf_sums;  // this backward's gradient of each leaf
+  std::vector<TensorImpl*> leaves;                     // in the order they were reached
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     Tensor g = pending[node];
@@ -111,11 +113,19 @@ void Tensor::backward(const Tensor& grad) const {
       if (in->grad_fn) {
         Tensor& slot = pending[in->grad_fn.get()];
         slot = slot.defined() ? add(slot, grads[i]) : grads[i];
-      } else {
-        accumulate_leaf(*in, grads[i]);
+      } else if (in->requires_grad) {
+        auto [it, fresh] = leaf_sums.try_emplace(in.get(), grads[i]);
+        if (fresh) leaves.push_back(in.get());
+        else it->second = add(it->second, grads[i]);
       }
     }
   }
+  // A leaf used several times gets the sum of this backward's contributions first, then one
+  // addition to its .grad: .grad = .grad + (c1 + c2), as PyTorch's AccumulateGrad does. So a
+  // micro-batch's gradient is one term whether or not .grad already holds others, and data-
+  // parallel ranks (nn/ddp.h), which each backward from an empty .grad, add up to the bits of
+  // one process that accumulates the same micro-batches.
+  for (TensorImpl* leaf : leaves) accumulate_leaf(*leaf, leaf_sums[leaf]);
 }
 
 }  // namespace vc

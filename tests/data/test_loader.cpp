@@ -187,28 +187,84 @@ TEST_CASE("loader: evaluation keeps order and the last partial batch; multi-view
   CHECK(seen == std::vector<int64_t>{0, 1, 2, 3, 4});
 }
 
-TEST_CASE("loader: rank shards cover the epoch; every rank agrees on the permutation") {
+TEST_CASE("loader: rank shards cover the epoch exactly once for 1, 2 and 3 ranks; the order does not depend on W") {
   TempDir d("loader_rank");
-  write(d / "list.txt", make_rawframes(d, 7, 4));
+  write(d / "list.txt", make_rawframes(d, 13, 4));
   VideoDataset ds = VideoDataset::from_list(d / "list.txt", small_options(d));
-  std::multiset<int64_t> all;
-  for (int64_t r = 0; r < 2; ++r) {
-    LoaderOptions lo;
-    lo.rank = r;
-    lo.world_size = 2;
-    lo.seed = 9;
-    Loader l(ds, lo);
-    auto order = l.epoch_order(3);
-    CHECK(order.size() == 4);  // 7 padded to 8, strided
-    all.insert(order.begin(), order.end());
+  LoaderOptions one;
+  one.seed = 9;
+  one.batch_size = 2;
+  const auto global = Loader(ds, one).epoch_order(3);  // the one-process order
+  REQUIRE(global.size() == 13);
+  CHECK(global != Loader(ds, one).epoch_order(4));     // keyed by the epoch
+  for (int64_t W : {1, 2, 3}) {
+    CAPTURE(W);
+    // Evaluation: every sample exactly once over the ranks, at positions r, r+W, ...
+    std::vector<int64_t> seen(13, 0);
+    for (int64_t r = 0; r < W; ++r) {
+      LoaderOptions lo = one;
+      lo.train = false, lo.rank = r, lo.world_size = W;
+      const auto order = Loader(ds, lo).epoch_order(3);
+      for (size_t i = 0; i < order.size(); ++i) {
+        CHECK(order[i] == int64_t(size_t(r) + i * size_t(W)));  // eval does not shuffle
+        ++seen[size_t(order[i])];
+      }
+    }
+    CHECK(seen == std::vector<int64_t>(13, 1));
+    // Training: the one-process batches of 2 (6 full ones), batch g to rank g mod W, the last
+    // 6 mod W dropped; ranks take equal counts and no sample twice.
+    std::vector<int64_t> covered(global.size(), 0);
+    for (int64_t r = 0; r < W; ++r) {
+      LoaderOptions lo = one;
+      lo.rank = r, lo.world_size = W;
+      Loader l(ds, lo);
+      const auto order = l.epoch_order(3);
+      CHECK(int64_t(order.size()) == (W == 1 ? 13 : 6 / W * 2));  // 1 rank: batching drops the partial batch
+      CHECK(l.num_batches() == 6 / W);
+      for (int64_t b = 0; b < l.num_batches(); ++b) {
+        const int64_t g = l.global_batch(b);
+        CHECK(g == b * W + r);
+        for (int64_t i = 0; i < 2; ++i) {
+          CHECK(order[size_t(2 * b + i)] == global[size_t(2 * g + i)]);
+          ++covered[size_t(2 * g + i)];
+        }
+      }
+    }
+    for (size_t i = 0; i < covered.size(); ++i) CHECK(covered[i] == (i < size_t(6 / W * W * 2) ? 1 : 0));
   }
-  std::set<int64_t> uniq(all.begin(), all.end());
-  CHECK(uniq.size() == 7);
-  CHECK(all.size() == 8);
   LoaderOptions bad;
   bad.rank = 2;
   bad.world_size = 2;
   CHECK(contains(error_of([&] { Loader l(ds, bad); }), "rank 2 of world size 2"));
+}
+
+TEST_CASE("loader: rank r's batches hold the one-process batches r, r+W with the same augmentation") {
+  TempDir d("loader_rank_bits");
+  write(d / "list.txt", make_rawframes(d, 8, 4));
+  DatasetOptions o = small_options(d);
+  VideoDataset ds = VideoDataset::from_list(d / "list.txt", o);
+  LoaderOptions one;
+  one.seed = 5;
+  one.batch_size = 2;
+  one.workers = 0;
+  Loader l1(ds, one);
+  l1.start_epoch(1);
+  std::vector<Batch> all;
+  for (Batch b; l1.next(b);) all.push_back(b);
+  REQUIRE(all.size() == 4);
+  for (int64_t r = 0; r < 2; ++r) {
+    LoaderOptions lo = one;
+    lo.rank = r, lo.world_size = 2;
+    Loader l(ds, lo);
+    l.start_epoch(1);
+    int64_t k = 0;
+    for (Batch b; l.next(b); ++k) {
+      const Batch& ref = all[size_t(k * 2 + r)];
+      CHECK(b.indices == ref.indices);
+      CHECK(b.video.to_vector<float>() == ref.video.to_vector<float>());
+    }
+    CHECK(k == 2);
+  }
 }
 
 TEST_CASE("loader: a corrupt frame fails naming the file, or is replaced and counted") {
