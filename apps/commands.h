@@ -13,5 +13,6 @@ int cmd_pretrain_clip(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_predict(int argc, char** argv);
+int cmd_report(int argc, char** argv);
 
 }  // namespace verbclip

@@ -26,6 +26,7 @@ const std::vector<Subcommand>& subcommands() {
       {"train", "train a video model (baseline, CLAVER) from CLIP weights", verbclip::cmd_train},
       {"eval", "evaluate video checkpoints: supervised, fewshot, b2n, zeroshot", verbclip::cmd_eval},
       {"predict", "top-k classes of one clip for your class names and templates", verbclip::cmd_predict},
+      {"report", "one HTML page (tables, expectations, curves, pictures) from finished runs", verbclip::cmd_report},
   };
   return table;
 }
