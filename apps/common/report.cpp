@@ -148,11 +148,6 @@ std::string data_uri(const std::string& path) {
 }
 
 // Percent with two decimals, as `verbclip eval` prints them; "–" when absent.
-std::string pct(const json& v) {
-  if (!v.is_number()) return "–";
-  const double d = v.get<double>();
-  return std::isfinite(d) ? format_number("%.2f", d) : "–";
-}
 std::string pct(double d) { return std::isfinite(d) ? format_number("%.2f", d) : "–"; }
 
 double num(const json& j, const char* key) {
@@ -419,7 +414,7 @@ class Page {
 
   Inputs in_;
   std::ostringstream o_;
-  std::vector<const EvalFile*> headline_;  // forward supervised / fewshot evals
+  std::vector<const EvalFile*> headline_;  // forward supervised evals
 };
 
 const EvalFile* Page::reversed_of(const EvalFile& e) const {
@@ -807,10 +802,10 @@ img.conf{width:560px;height:auto}img.pix{max-width:100%}figure.wide svg{max-widt
 )";
 
 std::string Page::build() {
-  // The forward supervised / fewshot evals give the headline; the rest are "other" tables.
+  // The forward supervised evals give the headline; the rest are "other" tables.
   std::vector<const EvalFile*> others;
   for (const auto& e : in_.evals) {
-    const bool head = !e.reversed && (e.protocol == "supervised" || e.protocol == "fewshot");
+    const bool head = !e.reversed && e.protocol == "supervised";
     (head ? headline_ : others).push_back(&e);
   }
   // A reversed eval already merged into a headline table (its rev-flip column) is not repeated.
@@ -822,10 +817,8 @@ std::string Page::build() {
   for (const EvalFile* e : headline_) {
     o_ << "<h3>" << esc(e->protocol) << " <span class=\"small\">(" << esc(e->path) << ")</span></h3>\n";
     headline(*e);
-    if (e->protocol == "supervised" || e->protocol == "fewshot") {
-      o_ << "<h3>Expected (synthetic-dataset.md) against measured</h3>\n";
-      expectations(*e);
-    }
+    o_ << "<h3>Expected (synthetic-dataset.md) against measured</h3>\n";
+    expectations(*e);
   }
   for (const EvalFile* e : others)
     if (!merged.count(e)) other_protocol(*e);
