@@ -29,6 +29,7 @@
 #include "data/util.h"
 #include "data/video.h"
 #include "engine/engine.h"
+#include "models/stdd.h"
 #include "models/tcclip.h"
 
 namespace verbclip {
@@ -72,6 +73,8 @@ int cmd_predict(int argc, char** argv) {
       ("membership", "TC-CLIP: also write which patches of which frames formed each context token, per layer, to this PNG",
        cxxopts::value<std::string>())
       ("merge-map", "ALT: also write which patches formed each merged token to this PNG", cxxopts::value<std::string>())
+      ("windows", "STDD: also write the window shift masks (inference, and one training draw) of the first STCA block to this PNG",
+       cxxopts::value<std::string>())
       ("json", "print the result as JSON")
       ("threads", "CPU threads (0 = all)", cxxopts::value<int>()->default_value("0"))
       ("images", "frames in order", cxxopts::value<std::vector<std::string>>())
@@ -240,6 +243,25 @@ int cmd_predict(int argc, char** argv) {
     }
   } else if (r.count("merge-map")) {
     vc::fail("--merge-map needs an ALT checkpoint (this one holds '", s.model->name(), "')");
+  }
+  if (r.count("windows")) {
+    // STDD's masks: at inference o_t = t mod J (phase 0, no shuffle) in every block; in training
+    // a random phase and frame permutation per block and step (stdd.md §2.3) — one draw shown.
+    const std::string p = r["windows"].as<std::string>();
+    const auto* st = dynamic_cast<const vc::models::StddModel*>(s.model.get());
+    VC_CHECK(st, "--windows needs an STDD model (MODEL.NAME stdd), got '", s.model->name(), "'");
+    VC_CHECK(st->stdd_options().wsm, "--windows: this STDD checkpoint has window shift masking off (MODEL.WSM false)");
+    int64_t layer = 0;
+    const int64_t depth = s.model->clip().config.vision_layers;
+    while (layer < depth && !st->stca_in_block(layer)) ++layer;
+    VC_CHECK(layer < depth, "--windows: this STDD checkpoint has no STCA block (MODEL.STCA_BLOCKS none)");
+    std::vector<std::vector<int64_t>> rows;
+    rows.push_back(st->visible_patches(1, layer, -1).contiguous().to_vector<int64_t>());
+    s.model->train();
+    rows.push_back(st->visible_patches(1, layer, 0).contiguous().to_vector<int64_t>());
+    s.model->eval();
+    write_windows_png(p, video.select(0, 0), s.model->clip().config.grid(), st->stdd_options().window, rows);
+    if (!r.count("json")) std::cout << "window masks (block " << layer << "; inference, then a training draw): " << p << "\n";
   }
   if (r.count("attention")) {
     const std::string p = r["attention"].as<std::string>();

@@ -14,5 +14,6 @@ int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_predict(int argc, char** argv);
 int cmd_check_videos(int argc, char** argv);
+int cmd_report(int argc, char** argv);
 
 }  // namespace verbclip

@@ -25,10 +25,11 @@ const std::vector<Subcommand>& subcommands() {
       {"info", "a CLIP config and its parameter counts", verbclip::cmd_info},
       {"embed", "CLIP embeddings of images and texts, and their similarities", verbclip::cmd_embed},
       {"pretrain-clip", "pretrain the tiny CLIP on Fashion-Motion's captions", verbclip::cmd_pretrain_clip},
-      {"train", "train a video model (baseline, CLAVER) from CLIP weights", verbclip::cmd_train},
+      {"train", "train a video model (baseline, CLAVER, STDD, ALT, TC-CLIP) from CLIP weights", verbclip::cmd_train},
       {"eval", "evaluate video checkpoints: supervised, fewshot, b2n, zeroshot", verbclip::cmd_eval},
       {"predict", "top-k classes of one clip for your class names and templates", verbclip::cmd_predict},
       {"check-videos", "open and decode every video file of a list; name the bad ones", verbclip::cmd_check_videos},
+      {"report", "one HTML page (tables, expectations, curves, pictures) from finished runs", verbclip::cmd_report},
   };
   return table;
 }

@@ -234,3 +234,56 @@ void write_merge_png(const std::string& path, const vc::Tensor& frames, const vc
 }
 
 }  // namespace verbclip
+
+namespace verbclip {
+
+void write_windows_png(const std::string& path, const vc::Tensor& frames, int64_t grid, int64_t window,
+                       const std::vector<std::vector<int64_t>>& visible, int scale) {
+  VC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && grid >= 1 && window >= 1 && grid % window == 0,
+           "windows picture: frames ", frames.shape(), ", grid ", grid, ", window ", window);
+  const int64_t T = frames.size(0), S = frames.size(2), rows = 1 + int64_t(visible.size());
+  const std::vector<float> px = frames.contiguous().to_vector<float>();
+  const int cell = int(S) * scale, gap = 2;
+  vc::data::Image img;
+  img.width = int(T) * (cell + gap) - gap;
+  img.height = int(rows) * (cell + gap) - gap;
+  img.pixels.assign(size_t(img.width * img.height * 3), 40);
+  auto [lo, hi] = std::minmax_element(px.begin(), px.end());
+  const double range = std::max(1e-12, double(*hi - *lo));
+  for (int64_t row = 0; row < rows; ++row) {
+    std::vector<char> shown(size_t(T * grid * grid), row == 0 ? 1 : 0);
+    if (row > 0) {
+      const auto& v = visible[size_t(row - 1)];
+      VC_CHECK(!v.empty() && int64_t(v.size()) % T == 0, "windows picture: ", v.size(), " visible ids for ", T, " frames");
+      const int64_t per = int64_t(v.size()) / T;
+      for (size_t i = 0; i < v.size(); ++i) {
+        VC_CHECK(v[i] >= 0 && v[i] < grid * grid, "windows picture: patch id ", v[i], " outside the ", grid, "x", grid, " grid");
+        shown[size_t((int64_t(i) / per) * grid * grid + v[i])] = 1;
+      }
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      const int x0 = int(t) * (cell + gap), y0 = int(row) * (cell + gap);
+      for (int y = 0; y < cell; ++y)
+        for (int x = 0; x < cell; ++x) {
+          const int64_t sy = y / scale, sx = x / scale, gy = sy * grid / S, gx = sx * grid / S;
+          uint8_t* out = img.at(y0 + y, x0 + x);
+          // Window borders (every `window` patches) in orange on the mask rows.
+          const int64_t wpx = cell * window / grid;
+          if (row > 0 && (x % wpx == 0 || y % wpx == 0)) {
+            out[0] = 255, out[1] = 150, out[2] = 0;
+            continue;
+          }
+          const bool vis = shown[size_t(t * grid * grid + gy * grid + gx)] != 0;
+          for (int c = 0; c < 3; ++c) {
+            const double v = (px[size_t(((t * 3 + c) * S + sy) * S + sx)] - *lo) / range;
+            out[c] = uint8_t(std::lround(255 * (vis ? v : 0.15 * v)));
+          }
+          if (!vis) out[2] = uint8_t(std::min(255, out[2] + 50));  // masked: dark blue tint
+        }
+    }
+  }
+  const std::vector<uint8_t> bytes = vc::data::encode_png(img);
+  write_bytes(path, bytes.data(), bytes.size());
+}
+
+}  // namespace verbclip

@@ -5,6 +5,7 @@
 //                      class token's attention over its patches in the last spatial block
 //                      (bottom row, as a heat map over the frame), each scaled up
 //   membership         PNG: TC-CLIP's context tokens, see write_membership_png
+//   windows            PNG: STDD's window masks, see write_windows_png
 // All are written to a temporary file and renamed.
 #pragma once
 #include <cstdint>
@@ -35,5 +36,11 @@ void write_membership_png(const std::string& path, const vc::Tensor& frames, int
 // token left out). Top row the frames, bottom row the patches coloured by their merged token
 // (a fixed palette by slot id) over a dimmed frame, with dark lines between different tokens.
 void write_merge_png(const std::string& path, const vc::Tensor& frames, const vc::Tensor& slots, int scale = 4);
+
+// STDD's window shift masking for one clip: the frames (top row), then one row per mask
+// pattern: visible patches as they are, masked ones dark blue, window borders orange.
+// visible[r]: [T·N'] the visible patch ids (0..grid²−1) of each frame, frame after frame.
+void write_windows_png(const std::string& path, const vc::Tensor& frames, int64_t grid, int64_t window,
+                       const std::vector<std::vector<int64_t>>& visible, int scale = 4);
 
 }  // namespace verbclip

@@ -219,9 +219,9 @@ std::string fmt(double v) {
 
 }  // namespace
 
-void write_curves(const std::string& path, const std::string& title, const std::string& x_label,
-                  const std::string& y_label, const std::vector<Series>& series) {
-  const double W = 720, H = 420, left = 70, right = 160, top = 40, bottom = 55;
+std::string curves_svg(const std::string& title, const std::string& x_label, const std::string& y_label,
+                       const std::vector<Series>& series, double W, double H) {
+  const double left = 70, right = 160, top = 40, bottom = 55;
   const double pw = W - left - right, ph = H - top - bottom;
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   for (const Series& s : series) {
@@ -279,7 +279,12 @@ void write_curves(const std::string& path, const std::string& title, const std::
       << left + pw + 38 << "\" y=\"" << ly + 4 << "\">" << xml_escape(s.name) << "</text>\n";
   }
   o << "</svg>\n";
-  std::string svg = o.str();
+  return o.str();
+}
+
+void write_curves(const std::string& path, const std::string& title, const std::string& x_label,
+                  const std::string& y_label, const std::vector<Series>& series) {
+  const std::string svg = curves_svg(title, x_label, y_label, series);
   vc::nn::write_file_atomically(path, [&](std::FILE* f) {
     VC_CHECK(std::fwrite(svg.data(), 1, svg.size(), f) == svg.size(), "cannot write '", path, "'");
   });

@@ -85,7 +85,10 @@ struct Series {
   std::vector<double> x, y;
 };
 
-// A line chart of the series with axes, ticks and a legend, written atomically.
+// A line chart of the series with axes, ticks and a legend, as SVG text (W x H pixels)...
+std::string curves_svg(const std::string& title, const std::string& x_label, const std::string& y_label,
+                       const std::vector<Series>& series, double W = 720, double H = 420);
+// ... and written atomically to `path`.
 void write_curves(const std::string& path, const std::string& title, const std::string& x_label,
                   const std::string& y_label, const std::vector<Series>& series);
 
