@@ -136,7 +136,7 @@ std::vector<std::string> logged(const std::string& dir) {
   for (const char* ev : {"train", "val"})
     for (const auto& j : verbclip::read_jsonl_events(dir + "/log.jsonl", ev)) {
       nlohmann::json k = j;
-      for (const char* drop : {"time", "clips_per_s"}) k.erase(drop);
+      for (const char* drop : {"time", "clips_per_s", "rss_mib", "peak_rss_mib"}) k.erase(drop);
       out.push_back(k.dump());
     }
   return out;
