@@ -90,6 +90,7 @@ class ReversedFrames final : public vc::models::VideoModel {
   Tensor score(const Tensor& video_features, const Tensor& class_features) const override {
     return inner_->score(video_features, class_features);
   }
+  ScoreKind score_kind() const override { return inner_->score_kind(); }
   Tensor tokenize(const vc::models::PromptSet& prompts, const vc::clip::TextTokenizer& tokenizer) const override {
     return inner_->tokenize(prompts, tokenizer);
   }
@@ -450,7 +451,7 @@ int cmd_eval(int argc, char** argv) {
     json sj;
     sj["protocol"] = protocol;
     sj["reverse_frames"] = reversed;
-    sj["aggregation"] = "sum of per-view class probabilities";
+    sj["aggregation"] = "sum of per-view class probabilities (STDD under mean_prob: softmax of the sum of per-view logits)";
     sj["lists"] = score_lists;
     write_json(scores_path, sj);
   }

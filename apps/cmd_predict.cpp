@@ -170,7 +170,7 @@ int cmd_predict(int argc, char** argv) {
   }
   ScoreMatrix m{1, scores.size(1), {}};
   for (float v : scores.contiguous().to_vector<float>()) m.values.push_back(double(v));
-  if (s.model->options().scoring == vc::models::VideoModelOptions::Scoring::SumLogProb) m = softmax_rows(m);
+  if (s.model->score_kind() != vc::models::VideoModel::ScoreKind::Probabilities) m = softmax_rows(m);
   const std::vector<int64_t> rank = ranking(m, 0);
   const int64_t k = std::min<int64_t>(topk, m.classes);
   if (r.count("json")) {

@@ -87,6 +87,9 @@ class StddModel : public VideoModel {
   // ẑ [B, T, E] against c [M, K, E] (or [K, E]) -> the logits S [B, K] of stdd.md §4; under
   // scoring sum_log_prob, log_softmax(S).
   Tensor score(const Tensor& video_features, const Tensor& class_features) const override;
+  ScoreKind score_kind() const override {
+    return options_.scoring == VideoModelOptions::Scoring::SumLogProb ? ScoreKind::LogProbabilities : ScoreKind::Logits;
+  }
   // S [B, K] from ẑ and every prompt (stdd.md §4).
   Tensor stdd_logits(const Tensor& frames, const Tensor& class_features) const;
   // CE on S over all prompts (frozen text: encoded once and cached) + λ·L_KD.

@@ -161,6 +161,13 @@ class VideoModel : public nn::Module {
   Tensor logits(const Tensor& video_features, const Tensor& class_features) const;
   // Inference scores [B, K] by the scoring option (c [M, K, E] or [K, E]).
   virtual Tensor score(const Tensor& video_features, const Tensor& class_features) const;
+  // What score() returns: class probabilities (mean_prob), log-probabilities (sum_log_prob)
+  // or logits (STDD under mean_prob, which sums logits over views as its code does).
+  enum class ScoreKind { Probabilities, LogProbabilities, Logits };
+  virtual ScoreKind score_kind() const {
+    return opts_.scoring == VideoModelOptions::Scoring::MeanProb ? ScoreKind::Probabilities
+                                                                 : ScoreKind::LogProbabilities;
+  }
 
   // ---- training ----
   struct LossOutput {

@@ -132,9 +132,25 @@ if [ "$PROTOCOLS" != extra ]; then
   stage "evaluate the ${#MODELS[@]} models on the test list"
   WEIGHTS=()
   for MODEL in "${MODELS[@]}"; do WEIGHTS+=(--weights "$OUT/$MODEL/checkpoint_best.safetensors"); done
-  $VC eval "${WEIGHTS[@]}" --output "$OUT/eval" --noun-zero-shot 1000 --quiet | tee "$OUT/table.txt"
+  # --save-scores: per-video scores, for the report's one clip per family with each model's top-3
+  $VC eval "${WEIGHTS[@]}" --output "$OUT/eval" --noun-zero-shot 1000 --save-scores --quiet | tee "$OUT/table.txt"
   stage "the same clips with their frames reversed (family C should flip to its pair)"
   $VC eval "${WEIGHTS[@]}" --output "$OUT/eval_reversed" --reverse-frames --no-pictures --quiet | tee "$OUT/table_reversed.txt"
+
+  stage "each model's own picture on one test clip (the first of class 6, turning clockwise)"
+  CLIP_ID=$(awk '$3 == 6 {print $1; exit}' "$DATA/test.txt")
+  for MODEL in "${MODELS[@]}"; do
+    case $MODEL in
+      baseline|claver) PIC=(--attention "$OUT/$MODEL/predict_attention.png") ;;
+      stdd) PIC=(--windows "$OUT/$MODEL/predict_windows.png") ;;
+      alt) PIC=(--merge-map "$OUT/$MODEL/predict_merge.png") ;;
+      tcclip) PIC=(--membership "$OUT/$MODEL/predict_membership.png") ;;
+    esac
+    { echo "verbclip predict on $DATA/rawframes/$CLIP_ID (test list, class 6 turning clockwise), template \"a video of {}\":"
+      $VC predict --weights "$OUT/$MODEL/checkpoint_best.safetensors" --labels "$DATA/labels.csv" \
+        --frames "$DATA/rawframes/$CLIP_ID" --topk 3 "${PIC[@]}"; } > "$OUT/$MODEL/predict.txt"
+    echo "$MODEL: top-1 $(sed -n 3p "$OUT/$MODEL/predict.txt" | sed "s/^ *1\. //")  -> $OUT/$MODEL/predict.txt, ${PIC[1]}"
+  done
 
 else
   for need in "$DATA/labels.csv" "$OUT/clip/clip.safetensors"; do
@@ -198,7 +214,11 @@ if [ "$PROTOCOLS" != supervised ]; then
   } | tee "$OUT/table_protocols.txt"
 fi
 
+stage "the report page (tables, expected against measured, curves, clips, pictures)"
+$VC report "$OUT" --out "$OUT/report.html"
+
 stage "done in $(( $(date +%s) - START ))s"
+echo "report:   $OUT/report.html (open it in a browser: one self-contained page)"
 echo "table:    $OUT/table.txt (json: $OUT/eval/eval_supervised.json), reversed: $OUT/table_reversed.txt"
 echo "pictures: $OUT/eval/confusion_supervised_{baseline,claver,stdd,alt,tcclip}.svg, $OUT/eval/attention_{baseline,claver,stdd,alt,tcclip}.png,"
 echo "          $OUT/{baseline,claver,stdd,alt,tcclip}/{loss,accuracy}.svg, $OUT/clip/{loss,accuracy}.svg"

@@ -386,7 +386,7 @@ VideoSetup load_trained_model(const std::string& path, const Config& cfg) {
 ScoreMatrix score_videos(const models::VideoModel& model, vc::data::Loader& loader, const Tensor& class_features,
                          std::vector<int64_t>& labels, bool show_progress, const std::string& label) {
   vc::NoGradGuard no_grad;
-  const bool log_probs = model.options().scoring == models::VideoModelOptions::Scoring::SumLogProb;
+  const auto kind = model.score_kind();
   ScoreMatrix all;
   labels.clear();
   Progress progress(label, 10, !show_progress);
@@ -398,7 +398,7 @@ ScoreMatrix score_videos(const models::VideoModel& model, vc::data::Loader& load
     Tensor s = model.score(model.encode_video(b.video), class_features);  // [B·V, K]
     ScoreMatrix m{s.size(0), s.size(1), {}};
     for (float v : s.contiguous().to_vector<float>()) m.values.push_back(double(v));
-    if (log_probs) m = softmax_rows(m);  // per-view probabilities, then summed
+    if (kind == models::VideoModel::ScoreKind::LogProbabilities) m = softmax_rows(m);  // per-view probabilities, then summed
     vc::nn::kill_point("eval_batch");    // fault tests (nn/faults.h)
     all.classes = m.classes;
     all.rows += m.rows;
@@ -409,6 +409,9 @@ ScoreMatrix score_videos(const models::VideoModel& model, vc::data::Loader& load
     progress.update(p, b.size());
   }
   progress.finish();
+  // Logits (STDD): summed over views as its code does, then one softmax, so every saved score
+  // is a probability.
+  if (kind == models::VideoModel::ScoreKind::Logits) return softmax_rows(sum_views(all, views));
   return sum_views(all, views);
 }
 

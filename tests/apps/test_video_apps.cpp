@@ -327,7 +327,26 @@ TEST_CASE("video-apps: STDD trains, evaluates under all four protocols, reverses
   RunResult p = run_vc({"predict", "--weights", w, "--labels", labels, "--frames", video_dir, "--json"});
   CAPTURE(p.output);
   REQUIRE(p.code == 0);
-  CHECK(nlohmann::json::parse(p.output)["top"].size() == 2);
+  const nlohmann::json top = nlohmann::json::parse(p.output)["top"];
+  REQUIRE(top.size() == 2);
+  // STDD scores are logits: predict shows them as probabilities over the given classes.
+  const double p0 = top[0]["probability"], p1 = top[1]["probability"];
+  CHECK(p0 >= p1);
+  CHECK(p1 >= 0.0);
+  CHECK(p0 + p1 == doctest::Approx(1.0).epsilon(1e-5));
+  // The saved per-video scores are probabilities too (one softmax after summing the views).
+  RunResult sv = run_vc({"eval", "--weights", w, "--save-scores", "--no-pictures", "--quiet", "--output",
+                         out + "/scores", "--opts", "TEST.NUM_CLIP", "2"});
+  REQUIRE(sv.code == 0);
+  std::ifstream sj(out + "/scores/scores_supervised.json");
+  const nlohmann::json scores = nlohmann::json::parse(sj);
+  const auto row = scores["lists"][0]["scores"][0].get<std::vector<double>>();
+  double total = 0;
+  for (double v : row) {
+    CHECK(v >= 0.0);
+    total += v;
+  }
+  CHECK(total == doctest::Approx(1.0).epsilon(1e-5));
 }
 
 TEST_CASE("video-apps: --resume continues bitwise (4 steps == 2 + resume + 2)") {
