@@ -409,7 +409,9 @@ std::string container_of(const std::string& path, const char*& muxer) {
 std::vector<EncoderSpec> encoders_for(const std::string& container) {
   // Lossless RGB first, so that decoded frames equal the frames written.
   if (container == "mp4")
-    return {{"libx264rgb", AV_PIX_FMT_RGB24, true}, {"mpeg4", AV_PIX_FMT_YUV420P, false}};
+    // libx264 (lossy 4:2:0, as most real .mp4 files are) only when asked for by name.
+    return {{"libx264rgb", AV_PIX_FMT_RGB24, true}, {"mpeg4", AV_PIX_FMT_YUV420P, false},
+            {"libx264", AV_PIX_FMT_YUV420P, false}};
   if (container == "webm") return {{"libvpx-vp9", AV_PIX_FMT_GBRP, true}};
   return {{"ffv1", AV_PIX_FMT_BGR0, true}};  // avi, mkv
 }
@@ -508,6 +510,9 @@ VideoWriter::VideoWriter(const std::string& path, int width, int height, const V
   const std::string name = spec.codec;
   if (name == "libx264rgb") {
     av_dict_set(&o, "qp", "0", 0);  // lossless
+    av_dict_set(&o, "preset", "veryfast", 0);
+  } else if (name == "libx264") {
+    av_dict_set(&o, "crf", "23", 0);  // x264's default quality: what typical downloaded files hold
     av_dict_set(&o, "preset", "veryfast", 0);
   } else if (name == "mpeg4") {
     m.enc->flags |= AV_CODEC_FLAG_QSCALE;
