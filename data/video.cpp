@@ -121,6 +121,10 @@ struct VideoReader::Impl {
   SwsContext* sws = nullptr;
   int64_t start_ts = 0;      // the stream's first timestamp (time base units)
   double ts_to_index = 0;    // seconds per time-base tick × fps
+  // The index holds decoding timestamps; with B-frames a key frame's is earlier than its
+  // presentation time by the reorder delay (mp4 from x264: 2 frames). Without this, the key
+  // frame after a target looked like one before it.
+  int64_t index_shift = 0;
   bool have_ts = true;       // false: no usable timestamps, frames counted in order from 0
   // Decoder position: index of the last frame it produced (-1: at the start of the stream
   // or right after a seek), and whether the stream is exhausted.
@@ -216,10 +220,10 @@ struct VideoReader::Impl {
     const int64_t here = last_index < 0 ? (at_start ? 0 : -1) : last_index;
     if (here < 0) return true;  // right after a seek that found nothing yet: seek again
     if (eof) return true;
-    int e = av_index_search_timestamp(st, ts_of(target), AVSEEK_FLAG_BACKWARD);
+    int e = av_index_search_timestamp(st, ts_of(target) - index_shift, AVSEEK_FLAG_BACKWARD);
     if (e >= 0) {
       const AVIndexEntry* k = avformat_index_get_entry(st, e);
-      return k && k->timestamp > ts_of(here);
+      return k && k->timestamp + index_shift > ts_of(here);
     }
     return target - here > 32;  // no index (some mkv/webm): seek past long gaps
   }
@@ -286,6 +290,8 @@ VideoReader::VideoReader(const std::string& path, int threads, int64_t known_fra
   m.start_ts = m.st->start_time != AV_NOPTS_VALUE ? m.st->start_time : 0;
   m.ts_to_index = av_q2d(m.st->time_base) * in.fps;
   m.have_ts = m.ts_to_index > 0;
+  if (const AVIndexEntry* first = avformat_index_get_entry(m.st, 0))
+    m.index_shift = std::max<int64_t>(0, m.start_ts - first->timestamp);
   if (known_frames >= 0) {
     in.frames = known_frames;
   } else if (m.st->nb_frames > 0) {
@@ -327,9 +333,13 @@ std::vector<Image> VideoReader::read(const std::vector<int64_t>& indices) {
   std::map<int64_t, Image> got;
   size_t k = 0;
   bool retried_from_start = false;
+  int64_t sought = -1;  // the target of the last seek
   while (k < targets.size()) {
     const int64_t t = targets[k];
-    if (m.should_seek(t)) {
+    // One seek per target: when the demuxer lands before the target (its idea of the key frame
+    // differs from the index's), decode forward; seeking again would land there again, forever.
+    if (sought != t && m.should_seek(t)) {
+      sought = t;
       // Seek to the key frame at or before t (the start when t is near it).
       if (t == 0 || !m.have_ts) m.rewind();
       else m.seek_ts(m.ts_of(t));
@@ -409,7 +419,9 @@ std::string container_of(const std::string& path, const char*& muxer) {
 std::vector<EncoderSpec> encoders_for(const std::string& container) {
   // Lossless RGB first, so that decoded frames equal the frames written.
   if (container == "mp4")
-    return {{"libx264rgb", AV_PIX_FMT_RGB24, true}, {"mpeg4", AV_PIX_FMT_YUV420P, false}};
+    // libx264 (lossy 4:2:0, as most real .mp4 files are) only when asked for by name.
+    return {{"libx264rgb", AV_PIX_FMT_RGB24, true}, {"mpeg4", AV_PIX_FMT_YUV420P, false},
+            {"libx264", AV_PIX_FMT_YUV420P, false}};
   if (container == "webm") return {{"libvpx-vp9", AV_PIX_FMT_GBRP, true}};
   return {{"ffv1", AV_PIX_FMT_BGR0, true}};  // avi, mkv
 }
@@ -508,6 +520,9 @@ VideoWriter::VideoWriter(const std::string& path, int width, int height, const V
   const std::string name = spec.codec;
   if (name == "libx264rgb") {
     av_dict_set(&o, "qp", "0", 0);  // lossless
+    av_dict_set(&o, "preset", "veryfast", 0);
+  } else if (name == "libx264") {
+    av_dict_set(&o, "crf", "23", 0);  // x264's default quality: what typical downloaded files hold
     av_dict_set(&o, "preset", "veryfast", 0);
   } else if (name == "mpeg4") {
     m.enc->flags |= AV_CODEC_FLAG_QSCALE;

@@ -191,6 +191,44 @@ TEST_CASE("video: near-lossless mpeg4 and lossless webm") {
   CHECK(max_diff(gw[1], frames[2]) == 0);
 }
 
+// Typical downloaded .mp4 files: lossy 4:2:0 H.264 with B-frames, whose presentation order
+// differs from decoding order. Any index read alone, or with others in any order, gives the
+// frame that decoding the whole file in order gives there, and costs at most about one
+// key-frame interval of decoding (a seek that misses must not fall back to frame 0).
+TEST_CASE("video: lossy H.264 with B-frames reads any index as sequential decoding does") {
+  REQUIRE_VIDEO();
+  TempDir d("video_bframes");
+  const int N = 96, gop = 12;
+  const auto frames = pattern_frames(N, 32, 48, 3);
+  VideoWriterOptions wo;
+  wo.codec = "libx264";
+  wo.gop = gop;
+  VideoEncoderChoice e = write_video(d / "b.mp4", frames, wo);
+  CHECK(e.codec == "libx264");
+  CHECK(!e.lossless);
+  std::vector<Image> all;
+  VideoReader full(d / "b.mp4");
+  CHECK(full.info().frames == N);
+  CHECK(full.decode_all([&](int64_t i, const Image& img) {
+    CHECK(i == int64_t(all.size()));
+    all.push_back(img);
+  }) == N);
+  REQUIRE(all.size() == size_t(N));
+  int64_t worst = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    VideoReader r(d / "b.mp4");
+    auto got = r.read({i});
+    CHECK_MESSAGE(max_diff(got[0], all[size_t(i)]) == 0, "frame " << i);
+    worst = std::max(worst, r.stats().decoded);
+  }
+  MESSAGE("lossy H.264, key frame every " << gop << ": at most " << worst << " frames decoded to read one");
+  CHECK(worst <= 2 * gop);
+  VideoReader r(d / "b.mp4");
+  const std::vector<int64_t> at = {95, 13, 12, 11, 50, 0, 49, 94, 23, 24};
+  auto got = r.read(at);
+  for (size_t i = 0; i < at.size(); ++i) CHECK(max_diff(got[i], all[size_t(at[i])]) == 0);
+}
+
 TEST_CASE("video: the same frames give the same bytes") {
   REQUIRE_VIDEO();
   TempDir d("video_det");
