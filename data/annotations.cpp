@@ -263,11 +263,11 @@ VideoRecord parse_columns(const std::vector<std::string>& cols, ListFormat fmt) 
   return r;
 }
 
-std::vector<VideoRecord> read_json_list(const std::string& path, const ListOptions& opt,
-                                        Problems& problems) {
+std::vector<VideoRecord> parse_json_list(const std::string& text, const std::string& path,
+                                         const ListOptions& opt, Problems& problems) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file_bytes(path, "list file"));
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     fail("list file ", path, " is not valid JSON: ", excerpt(e.what(), 300));
   }
@@ -306,10 +306,15 @@ std::vector<VideoRecord> read_json_list(const std::string& path, const ListOptio
 
 std::vector<VideoRecord> read_list(const std::string& path, const ListOptions& opt,
                                    Problems& problems) {
+  return parse_list_text(read_file_bytes(path, "list file"), path, opt, problems);
+}
+
+std::vector<VideoRecord> parse_list_text(const std::string& text_in, const std::string& path,
+                                         const ListOptions& opt, Problems& problems) {
   if (opt.format == ListFormat::Json ||
       (opt.format == ListFormat::Auto && ends_with(lower(path), ".json")))
-    return read_json_list(path, opt, problems);
-  auto lines = read_lines(path, "list file");
+    return parse_json_list(text_in, path, opt, problems);
+  auto lines = split_lines(text_in);
   ListFormat fmt = opt.format;
   size_t auto_cols = 0;
   std::vector<VideoRecord> out;

@@ -32,7 +32,10 @@ void write_text_file(const std::string& path, const std::string& text) {
 }
 
 std::vector<std::string> read_lines(const std::string& path, const char* what) {
-  std::string text = read_file_bytes(path, what);
+  return split_lines(read_file_bytes(path, what));
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> lines;
   size_t start = 0;
   while (start < text.size()) {

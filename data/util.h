@@ -16,6 +16,8 @@ void write_file_bytes(const std::string& path, const void* data, size_t size);
 void write_text_file(const std::string& path, const std::string& text);
 // Lines without their '\n' (and a trailing '\r' removed, for CRLF files).
 std::vector<std::string> read_lines(const std::string& path, const char* what = "file");
+// The same from text in memory: LF or CRLF line ends, no trailing empty line.
+std::vector<std::string> split_lines(const std::string& text);
 
 std::string trim(const std::string& s);
 std::string lower(std::string s);
