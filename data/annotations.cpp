@@ -135,7 +135,7 @@ LabelSet read_labels_json(const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file_bytes(path, "label file"));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1E400
     fail("label file ", path, " is not valid JSON: ", excerpt(e.what(), 300));
   }
   std::vector<std::tuple<int64_t, std::string, std::string>> items;
@@ -237,6 +237,7 @@ void check_labels(const VideoRecord& r, const ListOptions& opt) {
 
 VideoRecord parse_columns(const std::vector<std::string>& cols, ListFormat fmt) {
   VideoRecord r;
+  if (cols.empty()) throw LineError{"no path"};
   size_t first_label = 0;
   switch (fmt) {
     case ListFormat::Video:
@@ -268,7 +269,7 @@ std::vector<VideoRecord> parse_json_list(const std::string& text, const std::str
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1E400
     fail("list file ", path, " is not valid JSON: ", excerpt(e.what(), 300));
   }
   if (!j.is_array()) fail(path, ": expected a JSON list of {frame_dir|filename, label} objects");

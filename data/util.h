@@ -28,6 +28,7 @@ bool ends_with(const std::string& s, const std::string& p);
 // Text from a user's file made safe for a one-line message: at most `max` bytes (then
 // "... (N bytes)"), control characters and bytes that are not valid UTF-8 as \xNN.
 std::string excerpt(const std::string& text, size_t max = 120);
+bool is_valid_utf8(const std::string& text);
 // Parses a whole string as an integer; false on anything else.
 bool parse_int(const std::string& s, int64_t& out);
 

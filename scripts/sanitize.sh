@@ -10,8 +10,8 @@
 # barriers would read as races; the worker threads are std::thread.
 # Every report from any process (tests or the binaries they start) goes to $BUILD/san-logs;
 # the run fails if that folder holds anything, even when the test itself expected an error exit.
-# Env: SANITIZE_CXX (compiler, default c++), SANITIZE_JOBS (default nproc), SANITIZE_TESTS
-# (ctest -R regex, asan only).
+# Env: SANITIZE_SUITES (e.g. "engine data"), SANITIZE_CXX (compiler, default c++),
+# SANITIZE_JOBS (default nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-}"
@@ -33,11 +33,17 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_COMPILER="${SANIT
   "${LAUNCHER[@]}" -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1 -fno-omit-frame-pointer $FLAGS" \
   -DCMAKE_EXE_LINKER_FLAGS_SANITIZE="$FLAGS" -DVERBCLIP_CUDA=OFF -DVERBCLIP_MPI=OFF \
   -DVERBCLIP_OPENMP=$OPENMP -DVERBCLIP_BUILD_BENCHMARKS=OFF >/dev/null
+# SANITIZE_SUITES picks the suites (CI runs a subset to stay within its time; see .ci/run).
 if [ "$MODE" = asan ]; then
-  TARGETS=(test_engine test_nn test_models test_data test_apps verbclip)
+  SUITES="${SANITIZE_SUITES:-engine nn models data apps}"
 else
-  TARGETS=(test_data verbclip)
+  SUITES="${SANITIZE_SUITES:-data apps}"  # apps: the binary's threaded commands below
 fi
+TARGETS=()
+for s in $SUITES; do
+  if [ "$MODE" = asan ] || [ "$s" != apps ]; then TARGETS+=("test_$s"); fi
+  if [ "$s" = apps ]; then TARGETS+=(verbclip); fi
+done
 cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}"
 t1=$(date +%s)
 echo "sanitize $MODE: build $((t1 - t0)) s"
@@ -54,10 +60,11 @@ export VERBCLIP_NO_CACHING=1 OMP_WAIT_POLICY=PASSIVE
 
 status=0
 if [ "$MODE" = asan ]; then
-  ctest --test-dir "$BUILD" --output-on-failure -j 1 \
-    -R "${SANITIZE_TESTS:-^test_(engine|nn|models|data|apps)$}" || status=1
-else
-  OMP_NUM_THREADS=1 "$BUILD/tests/test_data" || status=1
+  ctest --test-dir "$BUILD" --output-on-failure -j 1 -R "^test_(${SUITES// /|})\$" || status=1
+elif [[ " $SUITES " == *" data "* ]]; then
+  "$BUILD/tests/test_data" || status=1
+fi
+if [ "$MODE" = tsan ] && [[ " $SUITES " == *" apps "* ]]; then
   # The apps' threads: make-data's writer pool, then pretrain-clip and train with 2 loader
   # workers decoding batches ahead of the training step.
   work=$(mktemp -d)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -70,6 +71,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
   for (const std::string& k : c.keys())
-    if (again.str(k) != c.str(k)) std::abort();
+    if (again.str(k) != c.str(k)) {
+      std::fprintf(stderr, "round trip changed %s: '%s' -> '%s'\n", k.c_str(), c.str(k).c_str(),
+                   again.str(k).c_str());
+      std::abort();
+    }
   return 0;
 }

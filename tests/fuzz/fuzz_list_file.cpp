@@ -10,6 +10,7 @@
 #include <string>
 
 #include "data/annotations.h"
+#include "engine/core/error.h"
 
 using namespace vc::data;
 
