@@ -74,8 +74,8 @@ if [ "$MODE" = tsan ] && [[ " $SUITES " == *" apps "* ]]; then
     "$v" make-data --out "$work/fm" --classes 0,1,2,3 --train-per-class 4 --val-per-class 1 \
       --test-per-class 1 --captions 20 --threads 2 --quiet
     "$v" pretrain-clip --data "$work/fm" --out "$work/clip" --steps 2 --batch-size 8 \
-      --zero-shot-images 0 --quiet --opts MODEL.VISION_WIDTH 32 MODEL.VISION_LAYERS 1 \
-      MODEL.TEXT_WIDTH 32 MODEL.TEXT_LAYERS 1 MODEL.EMBED_DIM 16 MODEL.PATCH_SIZE 8
+      --zero-shot-images 0 --quiet --opts MODEL.VISION_WIDTH 64 MODEL.VISION_LAYERS 1 \
+      MODEL.TEXT_WIDTH 64 MODEL.TEXT_LAYERS 1 MODEL.EMBED_DIM 32 MODEL.PATCH_SIZE 8
     "$v" train --config models/configs/fm_tiny_baseline.yaml --output "$work/run" --quiet --opts \
       DATA.ROOT "$work/fm" MODEL.PRETRAINED "$work/clip/clip.safetensors" DATA.NUM_WORKERS 2 \
       TRAIN.BATCH_SIZE 4 TRAIN.EPOCHS 1 TRAIN.MAX_STEPS 3 TEST.BATCH_SIZE 4
