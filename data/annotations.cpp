@@ -135,7 +135,7 @@ LabelSet read_labels_json(const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file_bytes(path, "label file"));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1E400
     fail("label file ", path, " is not valid JSON: ", excerpt(e.what(), 300));
   }
   std::vector<std::tuple<int64_t, std::string, std::string>> items;
@@ -237,6 +237,7 @@ void check_labels(const VideoRecord& r, const ListOptions& opt) {
 
 VideoRecord parse_columns(const std::vector<std::string>& cols, ListFormat fmt) {
   VideoRecord r;
+  if (cols.empty()) throw LineError{"no path"};
   size_t first_label = 0;
   switch (fmt) {
     case ListFormat::Video:
@@ -263,12 +264,12 @@ VideoRecord parse_columns(const std::vector<std::string>& cols, ListFormat fmt) 
   return r;
 }
 
-std::vector<VideoRecord> read_json_list(const std::string& path, const ListOptions& opt,
-                                        Problems& problems) {
+std::vector<VideoRecord> parse_json_list(const std::string& text, const std::string& path,
+                                         const ListOptions& opt, Problems& problems) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file_bytes(path, "list file"));
-  } catch (const nlohmann::json::parse_error& e) {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1E400
     fail("list file ", path, " is not valid JSON: ", excerpt(e.what(), 300));
   }
   if (!j.is_array()) fail(path, ": expected a JSON list of {frame_dir|filename, label} objects");
@@ -306,10 +307,15 @@ std::vector<VideoRecord> read_json_list(const std::string& path, const ListOptio
 
 std::vector<VideoRecord> read_list(const std::string& path, const ListOptions& opt,
                                    Problems& problems) {
+  return parse_list_text(read_file_bytes(path, "list file"), path, opt, problems);
+}
+
+std::vector<VideoRecord> parse_list_text(const std::string& text_in, const std::string& path,
+                                         const ListOptions& opt, Problems& problems) {
   if (opt.format == ListFormat::Json ||
       (opt.format == ListFormat::Auto && ends_with(lower(path), ".json")))
-    return read_json_list(path, opt, problems);
-  auto lines = read_lines(path, "list file");
+    return parse_json_list(text_in, path, opt, problems);
+  auto lines = split_lines(text_in);
   ListFormat fmt = opt.format;
   size_t auto_cols = 0;
   std::vector<VideoRecord> out;

@@ -90,6 +90,10 @@ std::vector<VideoRecord> read_list(const std::string& path, const ListOptions& o
                                    Problems& problems);
 // Fail-policy convenience.
 std::vector<VideoRecord> read_list(const std::string& path, const ListOptions& opt = {});
+// The parser behind read_list, on the file's bytes in memory (the fuzz target's entry point);
+// `name` stands for the path in messages and picks JSON by its extension under Auto.
+std::vector<VideoRecord> parse_list_text(const std::string& text, const std::string& name,
+                                         const ListOptions& opt, Problems& problems);
 
 // Writes "frame_dir total label" (rawframe) or "path label" (video, when total is unknown).
 void write_list(const std::string& path, const std::vector<VideoRecord>& records);

@@ -32,7 +32,10 @@ void write_text_file(const std::string& path, const std::string& text) {
 }
 
 std::vector<std::string> read_lines(const std::string& path, const char* what) {
-  std::string text = read_file_bytes(path, what);
+  return split_lines(read_file_bytes(path, what));
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> lines;
   size_t start = 0;
   while (start < text.size()) {
@@ -44,6 +47,41 @@ std::vector<std::string> read_lines(const std::string& path, const char* what) {
     start = end + 1;
   }
   return lines;
+}
+
+namespace {
+
+// Bytes of the whole, shortest-form UTF-8 sequence of a non-ASCII lead byte at text[i]; 0 when
+// it is not one (a stray continuation, overlong, a surrogate, above U+10FFFF, cut short).
+size_t utf8_length_at(const std::string& text, size_t i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  const size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  bool ok = n > 0 && i + n <= text.size();
+  for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+  if (ok && n == 3) {
+    const auto c1 = static_cast<unsigned char>(text[i + 1]);
+    ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
+  }
+  if (ok && n == 4) {
+    const auto c1 = static_cast<unsigned char>(text[i + 1]);
+    ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);  // overlong, > U+10FFFF
+  }
+  return ok ? n : 0;
+}
+
+}  // namespace
+
+bool is_valid_utf8(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = utf8_length_at(text, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
 }
 
 std::string excerpt(const std::string& text, size_t max) {
@@ -65,17 +103,8 @@ std::string excerpt(const std::string& text, size_t max) {
       continue;
     }
     // A whole, shortest-form UTF-8 sequence is kept; anything else is escaped byte by byte.
-    const size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    bool ok = n > 0 && i + n <= text.size();
-    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-    if (ok && n == 3) {
-      const auto c1 = static_cast<unsigned char>(text[i + 1]);
-      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
-    }
-    if (ok && n == 4) {
-      const auto c1 = static_cast<unsigned char>(text[i + 1]);
-      ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);  // overlong, > U+10FFFF
-    }
+    const size_t n = utf8_length_at(text, i);
+    const bool ok = n > 0;
     if (!ok) {
       hex(c), ++i;
       continue;
@@ -87,9 +116,12 @@ std::string excerpt(const std::string& text, size_t max) {
 }
 
 std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
+  // The same whitespace as split_ws (isspace): a line of only "\f" or "\v" is blank, not a
+  // line with no columns (which read out of bounds; found by fuzz_list_file).
+  const char* ws = " \t\r\n\f\v";
+  size_t b = s.find_first_not_of(ws);
   if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
+  size_t e = s.find_last_not_of(ws);
   return s.substr(b, e - b + 1);
 }
 

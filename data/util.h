@@ -16,6 +16,8 @@ void write_file_bytes(const std::string& path, const void* data, size_t size);
 void write_text_file(const std::string& path, const std::string& text);
 // Lines without their '\n' (and a trailing '\r' removed, for CRLF files).
 std::vector<std::string> read_lines(const std::string& path, const char* what = "file");
+// The same from text in memory: LF or CRLF line ends, no trailing empty line.
+std::vector<std::string> split_lines(const std::string& text);
 
 std::string trim(const std::string& s);
 std::string lower(std::string s);
@@ -26,6 +28,7 @@ bool ends_with(const std::string& s, const std::string& p);
 // Text from a user's file made safe for a one-line message: at most `max` bytes (then
 // "... (N bytes)"), control characters and bytes that are not valid UTF-8 as \xNN.
 std::string excerpt(const std::string& text, size_t max = 120);
+bool is_valid_utf8(const std::string& text);
 // Parses a whole string as an integer; false on anything else.
 bool parse_int(const std::string& s, int64_t& out);
 

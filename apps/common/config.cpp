@@ -79,6 +79,10 @@ void Config::set(const std::string& key, const std::string& value, const std::st
     fail(source, ": unknown config key '", vc::data::excerpt(key), "'",
          best_d <= std::max<size_t>(3, key.size() / 3) ? " (did you mean '" + best + "'?)" : std::string());
   }
+  // to_yaml() (the config stored in logs and checkpoints) cannot hold other bytes: yaml-cpp
+  // writes U+FFFD for them, so a resumed run would read another value (found by fuzz_config).
+  if (!vc::data::is_valid_utf8(value))
+    fail(source, ": the value of '", key, "' is not valid UTF-8: '", vc::data::excerpt(value), "'");
   it->second.value = value;
   it->second.source = source;
 }

@@ -281,6 +281,23 @@ TEST_CASE("clip-apps: errors give one clear message and a non-zero exit") {
                         "none.png");
 }
 
+TEST_CASE("clip-apps: a config value that is not UTF-8 is refused; the stored config reloads equal (fuzz_config)") {
+  // Before: the value loaded, and to_yaml() (logs, checkpoints) wrote U+FFFD for the bytes.
+  Config c;
+  c.declare("DATA.ROOT", "", "root");
+  c.declare("TRAIN.NAME", "", "name");
+  CHECK_THROWS_WITH_AS(c.load_yaml_text("DATA:\n  ROOT: /data/caf\xE9\n", "latin1.yaml"),
+                       doctest::Contains("latin1.yaml: the value of 'DATA.ROOT' is not valid UTF-8"), vc::Error);
+  CHECK_THROWS_AS(c.apply_opts({"DATA.ROOT", "\xFF"}), vc::Error);
+  c.apply_opts({"DATA.ROOT", "/data/caf\xC3\xA9 \x01", "TRAIN.NAME", "a: b # c"});
+  Config again;
+  again.declare("DATA.ROOT", "", "root");
+  again.declare("TRAIN.NAME", "", "name");
+  again.load_yaml_text(c.to_yaml(), "to_yaml");
+  CHECK(again.str("DATA.ROOT") == c.str("DATA.ROOT"));
+  CHECK(again.str("TRAIN.NAME") == "a: b # c");
+}
+
 TEST_CASE("clip-apps: config keys, --opts overrides and unknown keys") {
   Config c;
   c.declare("TRAIN.LR", "1e-3", "learning rate");

@@ -220,3 +220,34 @@ TEST_CASE("frame templates: python and printf styles") {
   CHECK(format_frame_name("frame%03d.png", 5) == "frame005.png");
   CHECK(contains(error_of([] { check_frame_template("img.jpg"); }), "no integer placeholder"));
 }
+
+TEST_CASE("list files in memory: a line of only form feed or vertical tab is blank (fuzz_list_file)") {
+  // Before: trim() kept "\f", split_ws() found no column, and the parser read cols[0] of an
+  // empty vector (a crash under the default auto format and under video and rawframe).
+  for (ListFormat f : {ListFormat::Auto, ListFormat::Video, ListFormat::Rawframe, ListFormat::RawframeOffset}) {
+    ListOptions opt;
+    opt.format = f;
+    Problems p;
+    std::string cols = f == ListFormat::RawframeOffset ? "a 0 8 1" : f == ListFormat::Rawframe ? "a 8 1" : "a 1";
+    auto r = parse_list_text("\f\n" + cols + "\r\n\v \n" + cols + "\n", "mem.txt", opt, p);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].path == "a");
+    CHECK(r[1].source == "mem.txt:4");
+    CHECK(p.count() == 0);
+  }
+  // A JSON name picks the JSON parser under auto, as a path does.
+  Problems p;
+  auto j = parse_list_text(R"([{"frame_dir": "x", "total_frames": 3, "label": 2}])", "mem.json", {}, p);
+  REQUIRE(j.size() == 1);
+  CHECK(j[0].total_frames == 3);
+}
+
+TEST_CASE("JSON lists and label maps with a number out of double's range fail naming the file (fuzz_list_file)") {
+  // nlohmann throws out_of_range, not parse_error, for 1E400: it escaped as a foreign exception.
+  Problems p;
+  CHECK_THROWS_WITH_AS(parse_list_text(R"([{"frame_dir": "x", "total_frames": 1E400}])", "big.json", {}, p),
+                       doctest::Contains("big.json"), vc::Error);
+  TempDir d("json_range");
+  write(d / "labels.json", R"({"0": 1E400})");
+  CHECK_THROWS_WITH_AS(read_labels(d / "labels.json"), doctest::Contains("labels.json"), vc::Error);
+}
