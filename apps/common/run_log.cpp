@@ -185,8 +185,6 @@ void Progress::finish() {
 
 // ---------------------------------------------------------------- SVG curves
 
-namespace {
-
 std::string xml_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -200,6 +198,8 @@ std::string xml_escape(const std::string& s) {
   }
   return o;
 }
+
+namespace {
 
 // "Nice" tick step (1, 2 or 5 × 10^k) giving about `n` ticks over [lo, hi].
 double nice_step(double lo, double hi, int n) {

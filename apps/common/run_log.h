@@ -85,6 +85,9 @@ struct Series {
   std::vector<double> x, y;
 };
 
+// s with < > & " as XML/HTML entities (SVG text, the report page).
+std::string xml_escape(const std::string& s);
+
 // A line chart of the series with axes, ticks and a legend, as SVG text (W x H pixels)...
 std::string curves_svg(const std::string& title, const std::string& x_label, const std::string& y_label,
                        const std::vector<Series>& series, double W = 720, double H = 420);
