@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 using verbclip::testing::RunResult;
 using verbclip::testing::run_command;
 using verbclip::testing::shell_quote;
+using verbclip::testing::check_same_float_tensors;
 
 namespace {
 
@@ -105,22 +106,6 @@ RunResult run_one(const std::vector<std::string>& args) {
   return run_command("OMP_NUM_THREADS=1 " + verbclip_cmd(args) + " 2>&1");
 }
 
-// Every float tensor of two checkpoints (model, optimizer moments) equal bit for bit.
-int compare_checkpoints(const std::string& a, const std::string& b) {
-  vc::nn::SafetensorsFile fa(a), fb(b);
-  REQUIRE(fa.names() == fb.names());
-  int compared = 0;
-  for (const auto& name : fa.names()) {
-    auto ta = fa.load(name), tb = fb.load(name);
-    if (ta.dtype() != vc::DType::F32) continue;
-    CAPTURE(name);
-    CHECK(ta.to_vector<float>() == tb.to_vector<float>());
-    ++compared;
-  }
-  CHECK(fa.metadata().at("step") == fb.metadata().at("step"));
-  return compared;
-}
-
 bool any_model_tensor_differs(const std::string& a, const std::string& b) {
   vc::nn::SafetensorsFile fa(a), fb(b);
   for (const auto& name : fa.names())
@@ -175,7 +160,7 @@ TEST_CASE("dist: 2 ranks train bitwise as 1 process accumulating the same micro-
   RunResult b = run_ranks(2, fx.train(two, 2, 1, 4));
   CAPTURE(b.output);
   REQUIRE(b.code == 0);
-  CHECK(compare_checkpoints(one + "/checkpoint_last.safetensors", two + "/checkpoint_last.safetensors") > 10);
+  CHECK(check_same_float_tensors(one + "/checkpoint_last.safetensors", two + "/checkpoint_last.safetensors") > 10);
   const auto la = logged(one), lb = logged(two);
   CHECK(la.size() == 5);  // 4 train events and 1 validation, written once by rank 0
   CHECK(la == lb);        // the same losses, batch accuracy and (sharded) validation
@@ -200,7 +185,7 @@ TEST_CASE("dist: 2 ranks with 2 accumulated micro-batches each == 1 process with
   RunResult b = run_ranks(2, fx.train(two, 2, 2, 2));
   CAPTURE(b.output);
   REQUIRE(b.code == 0);
-  CHECK(compare_checkpoints(one + "/checkpoint_last.safetensors", two + "/checkpoint_last.safetensors") > 10);
+  CHECK(check_same_float_tensors(one + "/checkpoint_last.safetensors", two + "/checkpoint_last.safetensors") > 10);
   CHECK(logged(one) == logged(two));
   // TRAIN.DDP_REDUCE step (one all-reduce per optimizer step): the same run within rounding.
   const std::string once = (fx.dir / "two2_step").string();
@@ -240,7 +225,7 @@ TEST_CASE("dist: --resume under 2 ranks continues bitwise") {
   RunResult r = run_ranks(2, {"train", "--output", half, "--resume", "--quiet", "--threads", "1"});
   CAPTURE(r.output);
   REQUIRE(r.code == 0);
-  CHECK(compare_checkpoints(straight + "/checkpoint_last.safetensors", half + "/checkpoint_last.safetensors") > 10);
+  CHECK(check_same_float_tensors(straight + "/checkpoint_last.safetensors", half + "/checkpoint_last.safetensors") > 10);
 }
 
 TEST_CASE("dist: ranks that disagree (config, dataset size) stop with an error on every rank, not a hang") {
