@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "apps/common/run_log.h"
 #include "data/image.h"
 #include "engine/core/error.h"
 #include "nn/safetensors.h"
@@ -12,18 +13,6 @@
 namespace verbclip {
 
 namespace {
-
-std::string xml_escape(const std::string& s) {
-  std::string r;
-  for (char c : s) {
-    if (c == '&') r += "&amp;";
-    else if (c == '<') r += "&lt;";
-    else if (c == '>') r += "&gt;";
-    else if (c == '"') r += "&quot;";
-    else r += c;
-  }
-  return r;
-}
 
 void write_bytes(const std::string& path, const void* data, size_t size) {
   vc::nn::write_file_atomically(path, [&](std::FILE* f) {
@@ -38,6 +27,40 @@ void heat(double v, uint8_t* rgb) {
   rgb[1] = uint8_t(std::lround(255 * std::pow(v, 1.5)));
   rgb[2] = uint8_t(std::lround(255 * (0.45 * (1 - v))));
 }
+
+// A picture of `rows` rows of the clip's T frames (each pixel `scale`x, 2 px gaps, dark
+// background), with the clip's values normalised to [0, 1] over all its pixels.
+struct FrameRows {
+  FrameRows(const vc::Tensor& frames, int64_t rows, int scale_)
+      : T(frames.size(0)), S(frames.size(2)), scale(scale_), cell(int(S) * scale_),
+        px(frames.contiguous().to_vector<float>()) {
+    img.width = int(T) * (cell + gap) - gap;
+    img.height = int(rows) * (cell + gap) - gap;
+    img.pixels.assign(size_t(img.width * img.height * 3), 40);
+    const auto [l, h] = std::minmax_element(px.begin(), px.end());
+    lo = *l;
+    range = std::max(1e-12, double(*h - *l));
+  }
+  // Channel c of source pixel (sy, sx) of frame t, in [0, 1].
+  double value(int64_t t, int c, int64_t sy, int64_t sx) const {
+    return (px[size_t(((t * 3 + c) * S + sy) * S + sx)] - lo) / range;
+  }
+  // The output pixel (y, x) of frame t's cell in `row`.
+  uint8_t* at(int64_t row, int64_t t, int y, int x) {
+    return img.at(int(row) * (cell + gap) + y, int(t) * (cell + gap) + x);
+  }
+  void write(const std::string& path) const {
+    const std::vector<uint8_t> bytes = vc::data::encode_png(img);
+    write_bytes(path, bytes.data(), bytes.size());
+  }
+
+  const int64_t T, S;
+  const int scale, cell, gap = 2;
+  const std::vector<float> px;
+  float lo = 0;
+  double range = 1;
+  vc::data::Image img;
+};
 
 }  // namespace
 
@@ -126,15 +149,10 @@ void write_membership_png(const std::string& path, const vc::Tensor& frames, int
   VC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && seeds.size() == groups.size() && grid >= 1,
            "membership picture: frames ", frames.shape(), ", ", seeds.size(), " seed lists, ", groups.size(),
            " group lists");
-  const int64_t T = frames.size(0), S = frames.size(2), rows = 1 + int64_t(seeds.size());
-  const std::vector<float> px = frames.contiguous().to_vector<float>();
-  const int cell = int(S) * scale, gap = 2;
-  vc::data::Image img;
-  img.width = int(T) * (cell + gap) - gap;
-  img.height = int(rows) * (cell + gap) - gap;
-  img.pixels.assign(size_t(img.width * img.height * 3), 40);
-  auto [lo, hi] = std::minmax_element(px.begin(), px.end());
-  const double range = std::max(1e-12, double(*hi - *lo));
+  const int64_t rows = 1 + int64_t(seeds.size());
+  FrameRows pic(frames, rows, scale);
+  const int64_t T = pic.T, S = pic.S;
+  const int cell = pic.cell;
   // A fixed palette of well-separated hues, one per context token (cycled past 24).
   auto colour = [](int64_t g, uint8_t* rgb) {
     const double h = std::fmod(double(g) * 0.618033988749895, 1.0) * 6.0, v = (g / 24) % 2 ? 0.7 : 1.0;
@@ -163,13 +181,12 @@ void write_membership_png(const std::string& path, const vc::Tensor& frames, int
       for (size_t i = 0; i < sd.size(); ++i) owner[size_t((int64_t(i) / k) * grid * grid + sd[i])] = gr[i];
     }
     for (int64_t t = 0; t < T; ++t) {
-      const int x0 = int(t) * (cell + gap), y0 = int(row) * (cell + gap);
       for (int y = 0; y < cell; ++y)
         for (int x = 0; x < cell; ++x) {
           const int64_t sy = y / scale, sx = x / scale;
           double v[3];
-          for (int c = 0; c < 3; ++c) v[c] = (px[size_t(((t * 3 + c) * S + sy) * S + sx)] - *lo) / range;
-          uint8_t* out = img.at(y0 + y, x0 + x);
+          for (int c = 0; c < 3; ++c) v[c] = pic.value(t, c, sy, sx);
+          uint8_t* out = pic.at(row, t, y, x);
           const int64_t g = row == 0 ? -1 : owner[size_t(t * grid * grid + (sy * grid / S) * grid + sx * grid / S)];
           if (row == 0) {
             for (int c = 0; c < 3; ++c) out[c] = uint8_t(std::lround(255 * v[c]));
@@ -183,8 +200,7 @@ void write_membership_png(const std::string& path, const vc::Tensor& frames, int
         }
     }
   }
-  const std::vector<uint8_t> bytes = vc::data::encode_png(img);
-  write_bytes(path, bytes.data(), bytes.size());
+  pic.write(path);
 }
 
 void write_merge_png(const std::string& path, const vc::Tensor& frames, const vc::Tensor& slots, int scale) {
@@ -241,15 +257,10 @@ void write_windows_png(const std::string& path, const vc::Tensor& frames, int64_
                        const std::vector<std::vector<int64_t>>& visible, int scale) {
   VC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && grid >= 1 && window >= 1 && grid % window == 0,
            "windows picture: frames ", frames.shape(), ", grid ", grid, ", window ", window);
-  const int64_t T = frames.size(0), S = frames.size(2), rows = 1 + int64_t(visible.size());
-  const std::vector<float> px = frames.contiguous().to_vector<float>();
-  const int cell = int(S) * scale, gap = 2;
-  vc::data::Image img;
-  img.width = int(T) * (cell + gap) - gap;
-  img.height = int(rows) * (cell + gap) - gap;
-  img.pixels.assign(size_t(img.width * img.height * 3), 40);
-  auto [lo, hi] = std::minmax_element(px.begin(), px.end());
-  const double range = std::max(1e-12, double(*hi - *lo));
+  const int64_t rows = 1 + int64_t(visible.size());
+  FrameRows pic(frames, rows, scale);
+  const int64_t T = pic.T, S = pic.S;
+  const int cell = pic.cell;
   for (int64_t row = 0; row < rows; ++row) {
     std::vector<char> shown(size_t(T * grid * grid), row == 0 ? 1 : 0);
     if (row > 0) {
@@ -262,11 +273,10 @@ void write_windows_png(const std::string& path, const vc::Tensor& frames, int64_
       }
     }
     for (int64_t t = 0; t < T; ++t) {
-      const int x0 = int(t) * (cell + gap), y0 = int(row) * (cell + gap);
       for (int y = 0; y < cell; ++y)
         for (int x = 0; x < cell; ++x) {
           const int64_t sy = y / scale, sx = x / scale, gy = sy * grid / S, gx = sx * grid / S;
-          uint8_t* out = img.at(y0 + y, x0 + x);
+          uint8_t* out = pic.at(row, t, y, x);
           // Window borders (every `window` patches) in orange on the mask rows.
           const int64_t wpx = cell * window / grid;
           if (row > 0 && (x % wpx == 0 || y % wpx == 0)) {
@@ -275,15 +285,14 @@ void write_windows_png(const std::string& path, const vc::Tensor& frames, int64_
           }
           const bool vis = shown[size_t(t * grid * grid + gy * grid + gx)] != 0;
           for (int c = 0; c < 3; ++c) {
-            const double v = (px[size_t(((t * 3 + c) * S + sy) * S + sx)] - *lo) / range;
+            const double v = pic.value(t, c, sy, sx);
             out[c] = uint8_t(std::lround(255 * (vis ? v : 0.15 * v)));
           }
           if (!vis) out[2] = uint8_t(std::min(255, out[2] + 50));  // masked: dark blue tint
         }
     }
   }
-  const std::vector<uint8_t> bytes = vc::data::encode_png(img);
-  write_bytes(path, bytes.data(), bytes.size());
+  pic.write(path);
 }
 
 }  // namespace verbclip
