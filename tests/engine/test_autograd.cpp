@@ -31,6 +31,19 @@ TEST_CASE("autograd: a tensor used twice accumulates both paths") {
   CHECK(values(z.grad()) == std::vector<double>{2, 2});
 }
 
+TEST_CASE("autograd: one backward's contributions to a leaf are summed before they meet .grad") {
+  // .grad = .grad + (c1 + c2), not (.grad + c1) + c2 (nn/ddp.h relies on it). In float32 with
+  // .grad = 1 and c1 = c2 = 2^-24 (half an ulp of 1) the orders differ: 1 + 2^-23 against 1
+  // (each half-ulp addition alone rounds to even, back to 1).
+  const float half_ulp = std::ldexp(1.0f, -24);
+  Tensor x = Tensor::from_vector<float>({3.0f}, {1}).set_requires_grad(true);
+  sum(x).backward();
+  REQUIRE(x.grad().to_vector<float>()[0] == 1.0f);
+  sum(add(mul(x, double(half_ulp)), mul(x, double(half_ulp)))).backward();
+  CHECK(x.grad().to_vector<float>()[0] == 1.0f + 2 * half_ulp);
+  CHECK(x.grad().to_vector<float>()[0] != (1.0f + half_ulp) + half_ulp);  // the other order is 1
+}
+
 TEST_CASE("autograd: backward twice accumulates; zero_grad resets") {
   Tensor x = leaf({1, 2});
   Tensor y = sum(mul(x, 3.0));
