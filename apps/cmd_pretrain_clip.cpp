@@ -58,6 +58,7 @@ Config pretrain_defaults() {
   c.declare("MODEL.PATCH_SIZE", s(tiny.patch_size), "vision patch size");
   c.declare("MODEL.VISION_WIDTH", s(tiny.vision_width), "vision width (a multiple of 64: heads = width / 64)");
   c.declare("MODEL.VISION_LAYERS", s(tiny.vision_layers), "vision residual blocks");
+  c.declare("MODEL.VISION_STEM", s(tiny.vision_stem), "channels of a 3x3 conv stem before the patch embedding (0: none)");
   c.declare("MODEL.TEXT_WIDTH", s(tiny.text_width), "text width (a multiple of 64)");
   c.declare("MODEL.TEXT_LAYERS", s(tiny.text_layers), "text residual blocks");
   c.declare("MODEL.CONTEXT_LENGTH", s(tiny.context_length), "text context (tokens incl. start and end)");
@@ -106,6 +107,8 @@ clip::ClipConfig model_config(const Config& c, int64_t vocab_size) {
   m.patch_size = c.integer("MODEL.PATCH_SIZE");
   m.vision_width = c.integer("MODEL.VISION_WIDTH");
   m.vision_layers = c.integer("MODEL.VISION_LAYERS");
+  m.vision_stem = c.integer("MODEL.VISION_STEM");
+  VC_CHECK(m.vision_stem >= 0, "config MODEL.VISION_STEM = ", m.vision_stem, " must be >= 0 (0: no stem)");
   m.text_width = c.integer("MODEL.TEXT_WIDTH");
   m.text_layers = c.integer("MODEL.TEXT_LAYERS");
   m.context_length = c.integer("MODEL.CONTEXT_LENGTH");

@@ -15,7 +15,7 @@
 // zero-shot accuracy stays below these figures at the same number of steps.
 //
 // Usage: bench_vision_learning [--steps 300] [--lr 1e-3] [--batch 128] [--test 1000]
-//                              [--patch 4] [--width 64] [--layers 3] [--heads width/64]   (the tiny preset's)
+//                              [--patch 4] [--width 64] [--layers 3] [--heads width/64] [--stem 0]   (the tiny preset's)
 //                              [--schedule constant|cosine]   (cosine: 10% warmup, then to lr / 50)
 //                              [--variants centred,placed,postures,captions,curriculum] [--out FILE]
 // Prints JSON (and writes it to --out): per variant, the accuracy, the last training loss and
@@ -167,11 +167,12 @@ int main(int argc, char** argv) {
       else if (a == "--patch") mc.patch_size = std::stoll(val);
       else if (a == "--width") mc.vision_width = std::stoll(val);
       else if (a == "--layers") mc.vision_layers = std::stoll(val);
+      else if (a == "--stem") mc.vision_stem = std::stoll(val);
       else if (a == "--heads") {
         heads = std::stoll(val);
         VC_CHECK(heads > 0, "bench_vision_learning: --heads must be positive, got ", heads);
       }
-      else vc::fail("bench_vision_learning: unknown option '", a, "' (--steps --lr --schedule --batch --test --variants --out --patch --width --layers --heads)");
+      else vc::fail("bench_vision_learning: unknown option '", a, "' (--steps --lr --schedule --batch --test --variants --out --patch --width --layers --heads --stem)");
     }
     mc.vision_heads = heads > 0 ? heads : mc.vision_width / 64;
     VC_CHECK(steps > 0 && B > 0 && n_test > 0 && n_test <= 10000, "bench_vision_learning: bad --steps/--batch/--test");
@@ -184,6 +185,7 @@ int main(int argc, char** argv) {
     j["benchmark"] = "vision_learning";
     j["model"] = "tiny CLIP vision tower + linear noun head, supervised";
     j["patch"] = mc.patch_size, j["width"] = mc.vision_width, j["layers"] = mc.vision_layers;
+    j["stem"] = mc.vision_stem;
     j["steps"] = steps, j["batch"] = B, j["lr"] = lr, j["schedule"] = cosine ? "cosine" : "constant", j["test_items"] = n_test, j["threads"] = vc::num_threads();
     std::stringstream list(variants);
     for (std::string name; std::getline(list, name, ',');) {

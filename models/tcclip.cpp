@@ -304,7 +304,7 @@ Tensor TcClipModel::embed_frames(const Tensor& video) const {
   if (!joint_positional_embedding.defined()) return vis.embed(frames);  // §2.1 space
   // §2.1 joint: the same steps with a table per frame.
   const int64_t B = video.size(0), T = video.size(1), D = vis.width;
-  Tensor patches = vis.conv1->forward(frames);
+  Tensor patches = vis.patches(frames);
   Tensor cls = vis.class_embedding.reshape({1, 1, D}).expand({B * T, 1, D});
   Tensor x = concat({cls, patches}, 1);  // [B·T, N', D]
   const int64_t Np = x.size(1);

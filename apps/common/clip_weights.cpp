@@ -27,6 +27,7 @@ std::string config_to_json(const clip::ClipConfig& c) {
   j["vision_width"] = c.vision_width;
   j["vision_layers"] = c.vision_layers;
   j["vision_heads"] = c.vision_heads;
+  if (c.vision_stem > 0) j["vision_stem"] = c.vision_stem;  // absent: no stem (older checkpoints too)
   j["context_length"] = c.context_length;
   j["vocab_size"] = c.vocab_size;
   j["text_width"] = c.text_width;
@@ -58,6 +59,7 @@ clip::ClipConfig config_from_json(const std::string& text, const std::string& wh
   num("vision_width", c.vision_width);
   num("vision_layers", c.vision_layers);
   num("vision_heads", c.vision_heads);
+  if (j.contains("vision_stem")) num("vision_stem", c.vision_stem);
   num("context_length", c.context_length);
   num("vocab_size", c.vocab_size);
   num("text_width", c.text_width);

@@ -13,14 +13,18 @@ nn::Activation activation_of(const ClipConfig& c) {
 
 VisionTransformer::VisionTransformer(int64_t image_size_, int64_t patch_, int64_t width_,
                                      int64_t layers, int64_t heads, int64_t embed_dim,
-                                     nn::Activation act)
-    : Module("VisionTransformer"), image_size(image_size_), patch(patch_), width(width_) {
+                                     nn::Activation act, int64_t stem_channels)
+    : Module("VisionTransformer"), image_size(image_size_), patch(patch_), width(width_), activation(act) {
   VC_CHECK(patch > 0 && image_size % patch == 0, "VisionTransformer: image size ", image_size,
            " is not a multiple of the patch size ", patch);
   int64_t tokens = (image_size / patch) * (image_size / patch) + 1;
   // Registered in OpenAI's order: conv1, class_embedding, positional_embedding, ln_pre,
   // transformer, ln_post, proj.
-  conv1 = register_module("conv1", std::make_shared<nn::PatchEmbed>(3, width, patch, false));
+  // A stem (not in OpenAI's CLIP) comes first: a 3x3 convolution keeps the 32x32 grid and
+  // gives every patch token local edges to start from (see ClipConfig::vision_stem).
+  if (stem_channels > 0)
+    stem = register_module("stem", std::make_shared<nn::Conv2d>(3, stem_channels, 3, 1, 1));
+  conv1 = register_module("conv1", std::make_shared<nn::PatchEmbed>(stem ? stem_channels : 3, width, patch, false));
   class_embedding = register_parameter("class_embedding", Tensor::zeros({width}));
   positional_embedding = register_parameter("positional_embedding", Tensor::zeros({tokens, width}));
   ln_pre = register_module("ln_pre", std::make_shared<nn::LayerNorm>(width));
@@ -42,12 +46,16 @@ Tensor VisionTransformer::embed(const Tensor& images) const {
                images.size(3) == image_size,
            "VisionTransformer: expected images [N, 3, ", image_size, ", ", image_size, "], got ",
            images.shape());
-  Tensor patches = conv1->forward(images);  // [N, grid^2, width]
-  int64_t n = patches.size(0);
+  Tensor tokens = patches(images);  // [N, grid^2, width]
+  int64_t n = tokens.size(0);
   Tensor cls = class_embedding.reshape({1, 1, width}).expand({n, 1, width});
-  Tensor x = concat({cls, patches}, 1);
+  Tensor x = concat({cls, tokens}, 1);
   x = add(x, positional_embedding);
   return ln_pre->forward(x);
+}
+
+Tensor VisionTransformer::patches(const Tensor& images) const {
+  return conv1->forward(stem ? nn::activate(activation, stem->forward(images)) : images);
 }
 
 Tensor VisionTransformer::head(const Tensor& tokens) const {
@@ -69,7 +77,8 @@ CLIP::CLIP(const ClipConfig& c) : Module("CLIP"), config(c) {
   logit_scale = register_parameter("logit_scale", Tensor::scalar(std::log(1.0 / 0.07)));
   visual = register_module("visual", std::make_shared<VisionTransformer>(
                                          c.image_size, c.patch_size, c.vision_width,
-                                         c.vision_layers, c.vision_heads, c.embed_dim, act));
+                                         c.vision_layers, c.vision_heads, c.embed_dim, act,
+                                         c.vision_stem));
   transformer = register_module(
       "transformer", std::make_shared<nn::Transformer>(c.text_width, c.text_layers, c.text_heads, act));
   token_embedding =

@@ -20,9 +20,11 @@ nn::Activation activation_of(const ClipConfig& c);
 class VisionTransformer : public nn::Module {
  public:
   VisionTransformer(int64_t image_size, int64_t patch, int64_t width, int64_t layers,
-                    int64_t heads, int64_t embed_dim, nn::Activation act);
+                    int64_t heads, int64_t embed_dim, nn::Activation act, int64_t stem = 0);
   // images [N, 3, H, W] -> features [N, embed_dim] (unnormalised).
   Tensor forward(const Tensor& images) const;
+  // Patch tokens [N, grid^2, width]: conv1 over the pixels, or over the stem's output.
+  Tensor patches(const Tensor& images) const;
   // Patch tokens with the class token first, positional embedding added, ln_pre applied:
   // [N, 1 + grid^2, width].
   Tensor embed(const Tensor& images) const;
@@ -30,6 +32,8 @@ class VisionTransformer : public nn::Module {
   Tensor head(const Tensor& tokens) const;
 
   int64_t image_size, patch, width;
+  nn::Activation activation;
+  std::shared_ptr<nn::Conv2d> stem;  // null unless ClipConfig::vision_stem > 0
   std::shared_ptr<nn::PatchEmbed> conv1;
   Tensor class_embedding, positional_embedding, proj;
   std::shared_ptr<nn::LayerNorm> ln_pre, ln_post;

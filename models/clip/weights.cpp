@@ -57,6 +57,7 @@ bool operator==(const ClipConfig& a, const ClipConfig& b) {
   return a.embed_dim == b.embed_dim && a.image_size == b.image_size &&
          a.patch_size == b.patch_size && a.vision_width == b.vision_width &&
          a.vision_layers == b.vision_layers && a.vision_heads == b.vision_heads &&
+         a.vision_stem == b.vision_stem &&
          a.context_length == b.context_length && a.vocab_size == b.vocab_size &&
          a.text_width == b.text_width && a.text_layers == b.text_layers &&
          a.text_heads == b.text_heads && a.quick_gelu == b.quick_gelu;
@@ -86,7 +87,11 @@ std::map<std::string, Shape> expected_shapes(const ClipConfig& c) {
            c.image_size, " is not a multiple of the patch size ", c.patch_size);
   std::map<std::string, Shape> s;
   const int64_t w = c.vision_width;
-  s["visual.conv1.weight"] = {w, 3, c.patch_size, c.patch_size};  // no bias
+  if (c.vision_stem > 0) {
+    s["visual.stem.weight"] = {c.vision_stem, 3, 3, 3};
+    s["visual.stem.bias"] = {c.vision_stem};
+  }
+  s["visual.conv1.weight"] = {w, c.vision_stem > 0 ? c.vision_stem : 3, c.patch_size, c.patch_size};  // no bias
   s["visual.class_embedding"] = {w};
   s["visual.positional_embedding"] = {c.vision_tokens(), w};
   s["visual.ln_pre.weight"] = {w};
@@ -360,8 +365,10 @@ int64_t heads_of(int64_t width, const char* tower) {
 ClipConfig infer_config(const StateDict& sd) {
   ClipConfig c;
   const Tensor& conv = need(sd, "visual.conv1.weight", 4);
-  VC_CHECK(conv.size(1) == 3 && conv.size(2) == conv.size(3), "clip config: visual.conv1.weight ",
-           conv.shape(), " should be [width, 3, patch, patch]");
+  if (sd.count("visual.stem.weight")) c.vision_stem = need(sd, "visual.stem.weight", 4).size(0);
+  const int64_t conv_in = c.vision_stem > 0 ? c.vision_stem : 3;
+  VC_CHECK(conv.size(1) == conv_in && conv.size(2) == conv.size(3), "clip config: visual.conv1.weight ",
+           conv.shape(), " should be [width, ", conv_in, ", patch, patch]");
   c.vision_width = conv.size(0);
   c.patch_size = conv.size(3);
   const Tensor& vpos = need(sd, "visual.positional_embedding", 2);

@@ -23,6 +23,9 @@ struct ClipConfig {
   // vision tower
   int64_t image_size = 224, patch_size = 32;
   int64_t vision_width = 768, vision_layers = 12, vision_heads = 12;
+  // Channels of a 3x3 convolutional stem run before the patch embedding (0: none, as in
+  // OpenAI's CLIP). With a stem, visual.conv1 patchifies the stem's output, not the pixels.
+  int64_t vision_stem = 0;
   // text tower
   int64_t context_length = 77, vocab_size = 49408;
   int64_t text_width = 512, text_layers = 12, text_heads = 8;

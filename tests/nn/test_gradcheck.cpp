@@ -30,6 +30,15 @@ TEST_CASE("gradcheck: Linear, LayerNorm, Embedding, PatchEmbed") {
   }
 }
 
+TEST_CASE("gradcheck: Conv2d (padding, stride 1 and 2)") {
+  for (int64_t s : {1, 2}) {
+    Conv2d conv(2, 3, 3, s, 1);
+    init_module(conv, 13, DType::F64);
+    gradcheck_module(conv, [&](const Tensor& x) { return conv.forward(x); }, randn({2, 2, 5, 4}, 7),
+                     s == 1 ? "Conv2d stride 1" : "Conv2d stride 2");
+  }
+}
+
 TEST_CASE("gradcheck: Dropout and DropPath with a fixed stream") {
   Generator gen{11, 0};
   Dropout d(0.3);

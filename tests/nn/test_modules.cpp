@@ -1,7 +1,9 @@
 // Module bookkeeping and the layers' forward passes: shapes, parameter counts, CLIP's
 // state-dict names, strict loading, freezing, dtype moves, init, and each layer against a
 // naive reference loop.
+#include <array>
 #include <cmath>
+#include <vector>
 
 #include "tests/nn/nn_testing.h"
 
@@ -142,6 +144,38 @@ TEST_CASE("PatchEmbed equals a stride-P convolution") {
                 s += at(img, {b, c, gy * 2 + i, gx * 2 + j}) * at(pe.weight, {d, c, i, j});
           CHECK(at(y, {b, gy * 3 + gx, d}) == doctest::Approx(s).epsilon(1e-12));
         }
+}
+
+TEST_CASE("Conv2d equals the convolution sum, with padding and strides") {
+  // (kernel, stride, padding) on a 5x7 image: odd sizes, so a strided window runs off the edge.
+  for (std::array<int64_t, 3> ksp : std::vector<std::array<int64_t, 3>>{{3, 1, 1}, {3, 2, 1}, {2, 2, 0}, {3, 2, 0}, {1, 1, 0}, {3, 3, 2}}) {
+    const int64_t k = ksp[0], s = ksp[1], p = ksp[2];
+    Conv2d conv(2, 3, k, s, p, /*bias=*/true);
+    init_module(conv, 12, DType::F64);
+    Tensor img = randn({2, 2, 5, 7}, 6);
+    Tensor y = conv.forward(img);
+    const int64_t Ho = (5 + 2 * p - k) / s + 1, Wo = (7 + 2 * p - k) / s + 1;
+    CAPTURE(k);
+    CAPTURE(s);
+    CAPTURE(p);
+    REQUIRE(y.shape() == Shape{2, 3, Ho, Wo});
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t o = 0; o < 3; ++o)
+        for (int64_t i = 0; i < Ho; ++i)
+          for (int64_t j = 0; j < Wo; ++j) {
+            double sum = at(conv.bias, {o});
+            for (int64_t c = 0; c < 2; ++c)
+              for (int64_t dy = 0; dy < k; ++dy)
+                for (int64_t dx = 0; dx < k; ++dx) {
+                  const int64_t yy = i * s + dy - p, xx = j * s + dx - p;  // outside: zero padding
+                  if (yy >= 0 && yy < 5 && xx >= 0 && xx < 7)
+                    sum += at(img, {b, c, yy, xx}) * at(conv.weight, {o, c, dy, dx});
+                }
+            CHECK(at(y, {b, o, i, j}) == doctest::Approx(sum).epsilon(1e-12));
+          }
+  }
+  CHECK_THROWS_WITH_AS(Conv2d(2, 3, 3, 1, 1).forward(Tensor::ones({1, 3, 5, 5})),
+                       doctest::Contains("Conv2d"), vc::Error);
 }
 
 TEST_CASE("MLP activations: quick_gelu and gelu") {
