@@ -1,5 +1,7 @@
 // Timing and JSON helpers shared by the benchmark programs.
 #pragma once
+#include <immintrin.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,6 +38,51 @@ inline double time_min(const std::function<void()>& fn, int reps) {
   return best;
 }
 
+// ---------------------------------------------------------------- FMA peak
+// A register-resident FMA loop: 12 independent accumulators per thread, each one vector of
+// fused multiply-adds (explicit intrinsics: the build keeps floating-point contraction off),
+// so the FMA pipes, not latency or memory, bound it.
+#if defined(__AVX512F__)
+using FmaVec = __m512;
+constexpr int kFmaLanes = 16;
+inline FmaVec fma_vfma(FmaVec a, FmaVec b, FmaVec c) { return _mm512_fmadd_ps(a, b, c); }
+inline FmaVec fma_vset(float x) { return _mm512_set1_ps(x); }
+inline float fma_vfirst(FmaVec v) { return _mm512_cvtss_f32(v); }
+#else
+using FmaVec = __m256;
+constexpr int kFmaLanes = 8;
+inline FmaVec fma_vfma(FmaVec a, FmaVec b, FmaVec c) { return _mm256_fmadd_ps(a, b, c); }
+inline FmaVec fma_vset(float x) { return _mm256_set1_ps(x); }
+inline float fma_vfirst(FmaVec v) { return _mm256_cvtss_f32(v); }
+#endif
+
+// One thread's loop, outside the OpenMP region so the accumulators stay in registers.
+__attribute__((noinline)) inline float fma_loop(long iters) {
+  FmaVec acc[12];
+  FmaVec a = fma_vset(0.999999f), b = fma_vset(1e-7f);
+  for (int i = 0; i < 12; ++i) acc[i] = fma_vset(float(i));
+  for (long it = 0; it < iters / 12; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = fma_vfma(acc[i], a, b);
+  float sink = 0;
+  for (int i = 0; i < 12; ++i) sink += fma_vfirst(acc[i]);
+  return sink;
+}
+
+// The machine's fp32 FMA peak on `threads` threads, GFLOP/s (2 FLOPs per lane per FMA): the
+// fastest of 7 runs of 30 M FMA vectors per thread.
+inline double fma_peak_gflops(int threads) {
+  const long iters = 30'000'000;
+  double seconds = time_min([&] {
+    float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    sink += fma_loop(iters);
+    volatile float keep = sink;
+    (void)keep;
+  }, 7);
+  double flops = double(threads) * double(iters / 12) * 12 * kFmaLanes * 2;
+  return flops / seconds / 1e9;
+}
+
 inline std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");
   std::string line;
@@ -47,6 +94,7 @@ inline std::string cpu_model() {
 // A minimal JSON writer: objects and arrays of numbers and strings, enough for reports.
 class Json {
  public:
+  Json() { os_.precision(10); }  // parameter counts and FLOPs keep their digits
   Json& key(const std::string& k) {
     sep();
     os_ << '"' << k << "\": ";

@@ -1,9 +1,6 @@
 // Engine benchmark (issue 2): the machine's fp32 FMA peak, sgemm GFLOP/s against that peak
 // and against OpenBLAS side by side, and elementwise / softmax bandwidth.
 // Usage: bench_engine [--threads 1,2] [--out FILE] [--quick]
-#include <immintrin.h>
-#include <omp.h>
-
 #include <cstring>
 
 #include "benchmarks/bench_common.h"
@@ -19,48 +16,6 @@ using namespace vc;
 using namespace vc::bench;
 
 namespace {
-
-// A register-resident FMA loop: 12 independent accumulators per thread, each one vector of
-// fused multiply-adds (explicit intrinsics: the build keeps floating-point contraction off),
-// so the FMA pipes, not latency or memory, bound it.
-#if defined(__AVX512F__)
-using Vec = __m512;
-constexpr int kLanes = 16;
-inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline Vec vset(float x) { return _mm512_set1_ps(x); }
-inline float vfirst(Vec v) { return _mm512_cvtss_f32(v); }
-#else
-using Vec = __m256;
-constexpr int kLanes = 8;
-inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
-inline Vec vset(float x) { return _mm256_set1_ps(x); }
-inline float vfirst(Vec v) { return _mm256_cvtss_f32(v); }
-#endif
-
-// One thread's loop, outside the OpenMP region so the accumulators stay in registers.
-__attribute__((noinline)) float fma_loop(long iters) {
-  Vec acc[12];
-  Vec a = vset(0.999999f), b = vset(1e-7f);
-  for (int i = 0; i < 12; ++i) acc[i] = vset(float(i));
-  for (long it = 0; it < iters / 12; ++it)
-    for (int i = 0; i < 12; ++i) acc[i] = vfma(acc[i], a, b);
-  float sink = 0;
-  for (int i = 0; i < 12; ++i) sink += vfirst(acc[i]);
-  return sink;
-}
-
-double fma_peak_gflops(int threads) {
-  const long iters = 30'000'000;
-  double seconds = time_min([&] {
-    float sink = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    sink += fma_loop(iters);
-    volatile float keep = sink;
-    (void)keep;
-  }, 7);
-  double flops = double(threads) * double(iters / 12) * 12 * kLanes * 2;
-  return flops / seconds / 1e9;
-}
 
 struct Shape3 {
   int M, N, K;

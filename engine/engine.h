@@ -1,6 +1,7 @@
 // Everything a user of the engine needs: tensors, autograd and every op family.
 #pragma once
 #include "engine/autograd/autograd.h"
+#include "engine/core/profiler.h"
 #include "engine/core/tensor.h"
 #include "engine/core/threads.h"
 #include "engine/ops/attention.h"

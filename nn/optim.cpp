@@ -89,6 +89,8 @@ bool Optimizer::has_slot(const std::string& param, const std::string& name) cons
 
 void Optimizer::step() {
   NoGradGuard no_grad;
+  profiler::PhaseGuard phase("optimizer");
+  profiler::Scope scope(type());  // the update kernels; ops it runs (contiguous) count apart
   for (auto& g : groups_) {
     double lr = lr_ * g.lr_mult;
     for (auto& [name, p] : g.params) {

@@ -3,6 +3,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/core/profiler.h"
 #include "engine/ops/elementwise.h"
 
 namespace vc {
@@ -63,6 +64,7 @@ void Tensor::backward(const Tensor& grad) const {
   VC_CHECK(seed.shape() == shape(), "backward: gradient shape ", seed.shape(),
            " does not match tensor shape ", shape());
   NoGradGuard no_grad;
+  profiler::PhaseGuard phase("backward");
 
   auto accumulate_leaf = [](TensorImpl& leaf, const Tensor& g) {
     if (!leaf.requires_grad) return;
@@ -99,7 +101,13 @@ void Tensor::backward(const Tensor& grad) const {
     Node* node = *it;
     Tensor g = pending[node];
     pending.erase(node);
-    TensorList grads = node->backward(g, node->needs);
+    TensorList grads;
+    {
+      profiler::Scope closure;
+      if (profiler::enabled())
+        closure.begin(node->op, "backward", profiler::dense_flops(node->op, "backward", node->input_shapes));
+      grads = node->backward(g, node->needs);
+    }
     VC_CHECK(grads.size() == node->inputs.size(), "autograd: backward of '", node->op,
              "' returned ", grads.size(), " gradients for ", node->inputs.size(), " inputs");
     for (size_t i = 0; i < grads.size(); ++i) {

@@ -66,7 +66,13 @@ void set_debug_flags(const DebugFlags& flags) {
 }
 
 OpScope::OpScope(const char* name, TensorList inputs)
-    : name_(name), inputs_(std::move(inputs)), start_(std::chrono::steady_clock::now()) {}
+    : name_(name), inputs_(std::move(inputs)), start_(std::chrono::steady_clock::now()) {
+  if (profiler::enabled()) {
+    std::vector<Shape> shapes;
+    for (const Tensor& t : inputs_) shapes.push_back(t.defined() ? t.shape() : Shape{});
+    profile_.begin(name_, "op", profiler::dense_flops(name_, "op", shapes));
+  }
+}
 
 Tensor OpScope::finish(Tensor out, BackwardFn backward) {
   record(out, name_, inputs_, std::move(backward));

@@ -1,5 +1,6 @@
 // What every op file uses: input checks that name the op and the shapes, the backend of a
-// tensor, and OpScope, which records the autograd node and runs the debug switches.
+// tensor, and OpScope, which records the autograd node, runs the debug switches and, when the
+// profiler is on (engine/core/profiler.h), times the op from construction to destruction.
 //
 // The shape of an op:
 //
@@ -14,6 +15,7 @@
 
 #include "engine/autograd/autograd.h"
 #include "engine/backend/backend.h"
+#include "engine/core/profiler.h"
 #include "engine/core/tensor.h"
 
 namespace vc {
@@ -49,6 +51,7 @@ class OpScope {
   const char* name_;
   TensorList inputs_;
   std::chrono::steady_clock::time_point start_;
+  profiler::Scope profile_;  // last: opened after the members above, closed before them
 };
 
 // Sums `g` down to `shape` (the adjoint of broadcasting `shape` up to g's shape).
