@@ -2,6 +2,7 @@
 // the OpenAI <-> Hugging Face state-dict mapping on a synthetic tiny CLIP built here.
 #include <cmath>
 
+#include "models/clip/clip.h"
 #include "models/clip/weights.h"
 #include "tests/common/testing.h"
 
@@ -158,6 +159,25 @@ TEST_CASE("clip config: inferred from the shapes of every preset") {
     CHECK_MESSAGE(got == want, name);
     CHECK(got.name == name);
     CHECK_NOTHROW(check_state_dict(sd, want));
+  }
+  // A conv stem (not an OpenAI layout) is read back from visual.stem.weight, and the module
+  // built from the config registers exactly the expected names and shapes.
+  for (int64_t stem : {0, 8}) {
+    ClipConfig want = ClipConfig::preset("tiny");
+    want.vision_stem = stem;
+    StateDict sd;
+    for (const auto& [key, shape] : expected_shapes(want))
+      sd[key] = shape.empty() ? Tensor::scalar(0) : Tensor::zeros(Shape(shape.size(), 1)).expand(shape);
+    CHECK(sd.count("visual.stem.weight") == (stem > 0 ? 1 : 0));
+    if (stem > 0) CHECK(sd.at("visual.conv1.weight").shape() == Shape{64, 8, 4, 4});
+    CHECK(infer_config(sd) == want);
+    CLIP model(want);
+    nn::TensorDict built = model.state_dict();
+    CHECK(built.size() == sd.size());
+    for (const auto& key : built.keys()) {
+      REQUIRE_MESSAGE(sd.count(key) == 1, key);
+      CHECK_MESSAGE(sd.at(key).shape() == built.at(key).shape(), key);
+    }
   }
   ClipConfig tiny = infer_config(tiny_openai());
   CHECK(tiny == tiny_config());
