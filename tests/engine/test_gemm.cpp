@@ -31,8 +31,9 @@ std::string name_of(const G& g) {
          (g.pad ? " padded" : "") + (g.shared_b ? " shared B" : "");
 }
 
-// Operands with random values (small integers over 8 make many products exact and sums
-// sensitive to order), strides and an initial C.
+// Operands with random values in [-1, 1) using all 24 bits of a float's mantissa, so
+// products round and any change in the order of operations shows in the bits; strides and
+// an initial C.
 struct Data {
   G g;
   int64_t sa, sb, sc;
@@ -42,9 +43,9 @@ struct Data {
     sb = g.shared_b ? 0 : g.K * g.N + g.pad;
     sc = g.M * g.N + g.pad;
     uint64_t s = 0x9e3779b97f4a7c15ull ^ uint64_t(g.M * 131 + g.N * 17 + g.K);
-    auto next = [&] {  // xorshift: values in [-1, 1)
+    auto next = [&] {  // xorshift
       s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-      return float(int64_t(s >> 40) % 2048 - 1024) / 1024.f;
+      return float(int64_t(s >> 40) - (int64_t(1) << 23)) / float(1 << 23);
     };
     A.resize(size_t(sa * g.batch));
     B.resize(size_t(g.shared_b ? g.K * g.N : sb * g.batch));
