@@ -285,7 +285,7 @@ Problem plan(const Path& path, bool ta, bool tb, int64_t M, int64_t N, int64_t K
 }
 
 // Packed op(B) of one entry: block kb at kb * KC * npad, its panel q at q * nr * kc.
-inline float* b_block(float* bp, const Problem& p, int64_t kb) { return bp + kb * KC * p.npad; }
+template <class T> T* b_block(T* bp, const Problem& p, int64_t kb) { return bp + kb * KC * p.npad; }
 inline int64_t kc_of(const Problem& p, int64_t kb) { return std::min(KC, p.K - kb * KC); }
 
 void pack_b_chunk(const Path& path, const Problem& p, const float* B, float* bp, int64_t chunk) {
@@ -314,7 +314,7 @@ void run_task(const Path& path, const Problem& p, const float* A, const float* b
     path.pack_a(A, p.lda, p.ta, i0, m, kb * KC, kc, ap);
     float* dst = (p.split_k && kb > 0) ? partial + (kb - 1) * p.M * p.N : C;
     bool first = p.split_k || kb == 0;
-    const float* bblock = b_block(const_cast<float*>(bp), p, kb);
+    const float* bblock = b_block(bp, p, kb);
     for (int64_t jr = 0; jr < n; jr += path.nr) {
       const float* bpanel = bblock + (j0 + jr) * kc;
       int nn = int(std::min(path.nr, n - jr));
@@ -353,7 +353,8 @@ void sgemm_plain(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t 
       float* bp = b_buf.get(bsize);
       float* ap = a_buf.get(asize);
       float* part = partial_buf.get(psize);
-      for (int64_t c = 0; c < pack_b_chunks(path, p); ++c) pack_b_chunk(path, p, B + b * sb, bp, c);
+      for (int64_t c = 0, chunks = pack_b_chunks(path, p); c < chunks; ++c)
+        pack_b_chunk(path, p, B + b * sb, bp, c);
       for (int64_t t = 0; t < p.tasks; ++t) run_task(path, p, A + b * sa, bp, C + b * sc, part, t, ap);
       if (p.split_k) reduce_rows(p, C + b * sc, part, 0, M);
     }
@@ -389,6 +390,7 @@ const char* gemm_isa_name(GemmIsa isa) {
 }
 
 bool gemm_isa_supported(GemmIsa isa) {
+  __builtin_cpu_init();  // may run before libgcc's constructor has (static initialisers)
   if (isa == GemmIsa::Avx512) return __builtin_cpu_supports("avx512f");
   if (isa == GemmIsa::Avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return true;
