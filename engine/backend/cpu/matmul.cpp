@@ -1,4 +1,6 @@
-// GEMM through Eigen::Map of row-major matrices, threaded by us over fixed output tiles.
+// GEMM: float32 through our own packed kernel (gemm.cpp: same bits on every CPU, path and
+// thread count); float64, used by gradient checks, through Eigen::Map of row-major matrices,
+// threaded by us over fixed output tiles.
 //
 // Why not Eigen's own threading: it splits the output at boundaries that depend on the
 // thread count, and its kernels for a block's edge rows sum the K products in another
@@ -6,10 +8,12 @@
 // have a fixed size whatever the thread count, and each tile is one single-threaded Eigen
 // product: every output element is summed in the same order on 1 or 16 threads (tested).
 #include <algorithm>
+#include <type_traits>
 
 #include "engine/core/eigen.h"
 
 #include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/backend/cpu/gemm.h"
 
 namespace vc::cpu_kernels {
 
@@ -60,8 +64,12 @@ void gemm(DType t, bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_
           void* C, int64_t sc) {
   dispatch_floating(t, [&](auto zero) {
     using T = decltype(zero);
-    gemm_t<T>(ta, tb, batch, M, N, K, T(alpha), static_cast<const T*>(A), sa,
-              static_cast<const T*>(B), sb, T(beta), static_cast<T*>(C), sc);
+    if constexpr (std::is_same_v<T, float>)
+      sgemm(ta, tb, batch, M, N, K, float(alpha), static_cast<const float*>(A), sa,
+            static_cast<const float*>(B), sb, float(beta), static_cast<float*>(C), sc);
+    else
+      gemm_t<T>(ta, tb, batch, M, N, K, T(alpha), static_cast<const T*>(A), sa,
+                static_cast<const T*>(B), sb, T(beta), static_cast<T*>(C), sc);
   });
 }
 
