@@ -33,13 +33,19 @@ ClipConfig ClipConfig::preset(const std::string& name) {
   }
   if (name == "tiny") {
     // The Fashion-Motion CLIP (`verbclip pretrain-clip`), sized to pretrain in minutes on 2
-    // CPU cores: 32x32 crops in patches of 4 (8x8 grid, 65 tokens); widths of 64 keep
+    // CPU cores: 32x32 crops in patches of 4 (8x8 grid, 65 tokens) over a conv stem; widths of 64 keep
     // OpenAI's heads = width / 64 rule, so the config can be inferred from the weights;
     // 32 tokens hold every generated caption and prompt. The vocabulary is the dataset's
     // own (text/vocab.txt): pretrain-clip sets vocab_size from it; 1024 is a placeholder.
     c.embed_dim = 64;
     c.image_size = 32, c.patch_size = 4;
     c.vision_width = 64, c.vision_layers = 3, c.vision_heads = 1;
+    // A 3x3 conv stem of 32 channels before the patches (issue 12): from scratch, the tower
+    // learns shape much faster with local filters than from raw 4x4 pixel patches. Measured
+    // (800 steps, main-job captions): zero-shot 44.1 / 46.9% (seeds 1 / 2) with the stem at
+    // lr 1.5e-3, against 37.9 / 32.7% without it; the supervised noun head of
+    // bench_vision_learning (600 steps): 35.9% without, 43.7% with 16, 48.2% with 32 channels.
+    c.vision_stem = 32;
     c.context_length = 32, c.vocab_size = 1024;
     c.text_width = 64, c.text_layers = 2, c.text_heads = 1;
     return c;

@@ -17,7 +17,9 @@ namespace {
 int64_t formula_params(const ClipConfig& c, int64_t* vision_out = nullptr) {
   auto block = [](int64_t w) { return 12 * w * w + 13 * w; };
   int64_t w = c.vision_width, g = c.image_size / c.patch_size, t = c.text_width;
-  int64_t vision = w * 3 * c.patch_size * c.patch_size + w + (g * g + 1) * w + 2 * w +
+  // A conv stem of s channels: 3x3x3 weights and a bias per channel; conv1 then reads s channels.
+  int64_t s = c.vision_stem, conv_in = s > 0 ? s : 3;
+  int64_t vision = s * 27 + s + w * conv_in * c.patch_size * c.patch_size + w + (g * g + 1) * w + 2 * w +
                    c.vision_layers * block(w) + 2 * w + w * c.embed_dim;
   int64_t text =
       c.vocab_size * t + c.context_length * t + c.text_layers * block(t) + 2 * t + t * c.embed_dim;
