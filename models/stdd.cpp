@@ -212,7 +212,8 @@ StddModel::StddModel(const clip::ClipConfig& c, const StddOptions& opts)
     kd_fc2_ = kd_projector->register_module("2", std::make_shared<nn::Linear>(E, E, false));
     kd_teacher = register_module(
         "kd_teacher", std::make_shared<clip::VisionTransformer>(c.image_size, c.patch_size, D, layers,
-                                                                c.vision_heads, E, clip::activation_of(c)));
+                                                                c.vision_heads, E, clip::activation_of(c),
+                                                                c.vision_stem));
     freeze("^kd_teacher\\.");
   }
 }

@@ -149,6 +149,9 @@ struct KeyPair {
 const KeyPair kTopLevel[] = {
     {"visual.class_embedding", "vision_model.embeddings.class_embedding", false},
     {"visual.conv1.weight", "vision_model.embeddings.patch_embedding.weight", false},
+    // The tiny preset's conv stem has no Hugging Face counterpart; it keeps the same place.
+    {"visual.stem.weight", "vision_model.embeddings.stem.weight", false},
+    {"visual.stem.bias", "vision_model.embeddings.stem.bias", false},
     {"visual.positional_embedding", "vision_model.embeddings.position_embedding.weight", false},
     {"visual.ln_pre.weight", "vision_model.pre_layrnorm.weight", false},  // sic, "layrnorm"
     {"visual.ln_pre.bias", "vision_model.pre_layrnorm.bias", false},
@@ -429,9 +432,10 @@ void check_state_dict(const StateDict& sd, const ClipConfig& config) {
   auto list = [&](const char* what, const std::vector<std::string>& keys) {
     if (keys.empty()) return;
     msg << "; " << keys.size() << " " << what << ":";
-    for (size_t i = 0; i < keys.size() && i < 8; ++i)
+    // A few names per list keep the error one readable line; the counts say the rest.
+    for (size_t i = 0; i < keys.size() && i < 5; ++i)
       msg << " " << keys[i] << (i + 1 < keys.size() ? "," : "");
-    if (keys.size() > 8) msg << " ...";
+    if (keys.size() > 5) msg << " ...";
   };
   list("missing", missing);
   list("unexpected", unexpected);

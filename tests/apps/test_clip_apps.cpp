@@ -437,9 +437,10 @@ TEST_CASE("clip-apps: pretrain-clip lowers the loss, resumes exactly and tests z
   RunResult g = run_verbclip({"make-data", "--out", data, "--train-per-class", "1", "--val-per-class", "1",
                               "--test-per-class", "1", "--captions", "360", "--quiet", "--threads", "2"});
   REQUIRE_MESSAGE(g.code == 0, g.output);
-  // A small model: one block per tower, 32x32 crops in 8x8 patches, batch 32.
+  // A small model: one block per tower, 32x32 crops in 8x8 patches, batch 32, the default lr
+  // (at 3e-3 the conv stem stalls: loss 3.48 -> 3.46 in 30 steps, against 3.48 -> 3.05 here).
   const std::vector<std::string> common = {
-      "--data", data, "--batch-size", "32", "--steps", "30", "--lr", "3e-3", "--quiet", "--zero-shot-images", "0",
+      "--data", data, "--batch-size", "32", "--steps", "30", "--lr", "1.5e-3", "--quiet", "--zero-shot-images", "0",
       "--opts", "DATA.INPUT_SIZE", "32", "MODEL.PATCH_SIZE", "8", "MODEL.VISION_WIDTH", "64", "MODEL.TEXT_WIDTH",
       "64", "MODEL.VISION_LAYERS", "1", "MODEL.TEXT_LAYERS", "1", "TRAIN.WARMUP_STEPS",
       "2", "PRINT_FREQ", "1"};
