@@ -101,6 +101,25 @@ void Tensor::backward(const Tensor& grad) const {
     Node* node = *it;
     Tensor g = pending[node];
     pending.erase(node);
+    if (node->accumulate) {  // a window of the one input's gradient (narrow)
+      const auto& in = node->inputs[0];
+      Tensor* sum = nullptr;
+      if (in && in->grad_fn) {
+        sum = &pending[in->grad_fn.get()];
+      } else if (in && in->requires_grad) {
+        auto [it, fresh] = leaf_sums.try_emplace(in.get(), Tensor());
+        if (fresh) leaves.push_back(in.get());
+        sum = &it->second;
+      }
+      if (!sum) continue;
+      profiler::Scope closure;
+      if (profiler::enabled()) closure.begin(node->op, "backward", 0);
+      node->accumulate(*sum, g);
+      VC_CHECK(sum->defined() && sum->shape() == node->input_shapes[0], "autograd: '", node->op,
+               "' accumulated a gradient of shape ", sum->defined() ? sum->shape() : Shape{},
+               " for an input of shape ", node->input_shapes[0]);
+      continue;
+    }
     TensorList grads;
     {
       profiler::Scope closure;
