@@ -68,8 +68,17 @@ void Tensor::backward(const Tensor& grad) const {
 
   auto accumulate_leaf = [](TensorImpl& leaf, const Tensor& g) {
     if (!leaf.requires_grad) return;
-    // The leaf owns its gradient: later in-place updates never touch another tensor.
-    leaf.grad = leaf.grad ? add(Tensor(leaf.grad), g).impl_ptr() : g.clone().impl_ptr();
+    // The leaf owns its gradient: later in-place updates never touch another tensor. A
+    // first gradient that nothing else refers to (a fresh contiguous result of this
+    // backward) is taken as it is; any other is copied.
+    if (leaf.grad) {
+      leaf.grad = add(Tensor(leaf.grad), g).impl_ptr();
+    } else if (g.impl_ptr().use_count() == 1 && g.impl().storage.use_count() == 1 &&
+               g.is_contiguous() && g.offset() == 0 && !g.requires_grad() && g.is_leaf()) {
+      leaf.grad = g.impl_ptr();
+    } else {
+      leaf.grad = g.clone().impl_ptr();
+    }
   };
   if (is_leaf()) {
     accumulate_leaf(impl(), seed);
