@@ -68,8 +68,17 @@ void Tensor::backward(const Tensor& grad) const {
 
   auto accumulate_leaf = [](TensorImpl& leaf, const Tensor& g) {
     if (!leaf.requires_grad) return;
-    // The leaf owns its gradient: later in-place updates never touch another tensor.
-    leaf.grad = leaf.grad ? add(Tensor(leaf.grad), g).impl_ptr() : g.clone().impl_ptr();
+    // The leaf owns its gradient: later in-place updates never touch another tensor. A
+    // first gradient that nothing else refers to (a fresh contiguous result of this
+    // backward) is taken as it is; any other is copied.
+    if (leaf.grad) {
+      leaf.grad = add(Tensor(leaf.grad), g).impl_ptr();
+    } else if (g.impl_ptr().use_count() == 1 && g.impl().storage.use_count() == 1 &&
+               g.is_contiguous() && g.offset() == 0 && !g.requires_grad() && g.is_leaf()) {
+      leaf.grad = g.impl_ptr();
+    } else {
+      leaf.grad = g.clone().impl_ptr();
+    }
   };
   if (is_leaf()) {
     accumulate_leaf(impl(), seed);
@@ -101,6 +110,25 @@ void Tensor::backward(const Tensor& grad) const {
     Node* node = *it;
     Tensor g = pending[node];
     pending.erase(node);
+    if (node->accumulate) {  // a window of the one input's gradient (narrow)
+      const auto& in = node->inputs[0];
+      Tensor* sum = nullptr;
+      if (in && in->grad_fn) {
+        sum = &pending[in->grad_fn.get()];
+      } else if (in && in->requires_grad) {
+        auto [it, fresh] = leaf_sums.try_emplace(in.get(), Tensor());
+        if (fresh) leaves.push_back(in.get());
+        sum = &it->second;
+      }
+      if (!sum) continue;
+      profiler::Scope closure;
+      if (profiler::enabled()) closure.begin(node->op, "backward", 0);
+      node->accumulate(*sum, g);
+      VC_CHECK(sum->defined() && sum->shape() == node->input_shapes[0], "autograd: '", node->op,
+               "' accumulated a gradient of shape ", sum->defined() ? sum->shape() : Shape{},
+               " for an input of shape ", node->input_shapes[0]);
+      continue;
+    }
     TensorList grads;
     {
       profiler::Scope closure;

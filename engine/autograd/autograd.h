@@ -18,6 +18,12 @@ using TensorList = std::vector<Tensor>;
 // Maps the output's gradient to one gradient per input. `needs[i]` says whether input i
 // wants one; an input that does not gets an undefined Tensor.
 using BackwardFn = std::function<TensorList(const Tensor& grad_out, const std::vector<bool>& needs)>;
+// For a one-input op whose gradient is the output's gradient placed in a window of the input
+// (narrow): adds grad_out into that window of `sum`, the input's running gradient sum of this
+// backward (undefined before its first contribution), instead of padding grad_out with zeros
+// to the input's shape and adding the padded tensor. The sum is the same: each element is
+// old + new in the order the contributions arrive, as with the padded add.
+using AccumulateFn = std::function<void(Tensor& sum, const Tensor& grad_out)>;
 
 struct Node {
   const char* op;
@@ -25,6 +31,7 @@ struct Node {
   std::vector<Shape> input_shapes;
   std::vector<bool> needs;
   BackwardFn backward;
+  AccumulateFn accumulate;  // optional; when set, backward() uses it instead of `backward`
 };
 
 bool grad_enabled();

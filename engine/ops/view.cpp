@@ -4,6 +4,7 @@
 // gradient back through the inverse layout change.
 #include <numeric>
 
+#include "engine/ops/elementwise.h"
 #include "engine/ops/op.h"
 #include "engine/ops/reduce.h"
 
@@ -120,17 +121,46 @@ Tensor Tensor::narrow(int64_t axis, int64_t start, int64_t length) const {
   Shape in_shape = shape();
   DType dt = dtype();
   Device dev = device();
-  return op.finish(
+  const int64_t offset0 = start * contiguous_strides(in_shape)[a];  // the window in a fresh sum
+  Tensor out = op.finish(
       alias_with_layout(*this, s, strides(), offset() + start * strides()[a]),
       [=](const Tensor& g, const std::vector<bool>&) {
         // The adjoint of a slice: zeros with g written into the slice.
         Tensor full = Tensor::zeros(in_shape, dt, dev);
-        Tensor window = alias_with_layout(full, g.shape(), full.strides(),
-                                          start * full.strides()[a]);
+        Tensor window = alias_with_layout(full, g.shape(), full.strides(), offset0);
         backend_for(dev).memory.copy_strided(dt, g.impl().storage->data, strided_desc(g),
                                              full.impl().storage->data, strided_desc(window));
         return TensorList{full};
       });
+  // What backward() runs instead: g goes straight into its window of the input's running
+  // gradient sum, so q/k/v-style splits (several narrows of one tensor) cost no zero-padded
+  // full-size tensors and no full-size adds. The sum is written in place only when this
+  // backward owns it (a contiguous tensor nothing else refers to); otherwise it is copied.
+  if (out.impl().grad_fn)
+    out.impl().grad_fn->accumulate = [=](Tensor& sum, const Tensor& g) {
+      const Backend& be = backend_for(dev);
+      if (!sum.defined()) {  // the first contribution: exactly the padded gradient
+        sum = Tensor::zeros(in_shape, dt, dev);
+        Tensor window = alias_with_layout(sum, g.shape(), sum.strides(), offset0);
+        be.memory.copy_strided(dt, g.impl().storage->data, strided_desc(g),
+                               sum.impl().storage->data, strided_desc(window));
+        return;
+      }
+      if (!(sum.impl_ptr().use_count() == 1 && sum.impl().storage.use_count() == 1 &&
+            sum.is_contiguous() && sum.offset() == 0)) {
+        Tensor own = make_tensor(in_shape, dt, dev);
+        be.memory.copy_strided(dt, sum.impl().storage->data, strided_desc(sum), own.raw(),
+                               strided_desc(own));
+        sum = own;
+      }
+      // window = window + g (old + new, the padded add's order) through a slice-sized
+      // temporary; outside the window the padded add would have added 0.
+      Tensor window = alias_with_layout(sum, g.shape(), sum.strides(), offset0);
+      Tensor t = add(window, g);
+      be.memory.copy_strided(dt, t.raw(), strided_desc(t), sum.impl().storage->data,
+                             strided_desc(window));
+    };
+  return out;
 }
 
 Tensor Tensor::select(int64_t axis, int64_t index) const {

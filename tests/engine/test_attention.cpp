@@ -444,6 +444,44 @@ TEST_CASE("attention: gradients at multi-tile sizes against the dense engine com
   }
 }
 
+TEST_CASE("attention: the tiny models' shapes and head dims of every vector width") {
+  // L = 17 tokens per frame, head dims that use each width of the small products (16 and
+  // 32 floats, 8 and 4 doubles, and a scalar tail), one and two 64-tiles, B·H = 12 (the fused
+  // backward on 1 and 2 threads): forward against the loop in float32, gradients in float64
+  // against the dense engine composition.
+  const int64_t B = 3, H = 4, L = 17;
+  uint64_t seed = 300;
+  for (auto [d, dv] : {std::pair<int64_t, int64_t>{32, 32}, {44, 24}, {9, 37}})
+    for (int64_t T : {1, 5}) {
+      const int64_t n = T * L;
+      const std::string what = "d=" + std::to_string(d) + " dv=" + std::to_string(dv) +
+                               " n=" + std::to_string(n);
+      Tensor q = randn({B, H, n, d}, seed++), k = randn({B, H, n, d}, seed++),
+             v = randn({B, H, n, dv}, seed++);
+      AttentionOptions o = kron_opts(Rule::KMTA, T, L);
+      Ref ref;
+      ref.visible = [L = L](int64_t i, int64_t j) { return !spec_masked(Rule::KMTA, L, i, j); };
+      check_close(attention(q.to(DType::F32), k.to(DType::F32), v.to(DType::F32), o),
+                  naive_attention(q, k, v, ref).out, 2e-6, 1e-5, what + " forward");
+      TensorList mine, dense;
+      for (TensorList* dst : {&mine, &dense}) {
+        TensorList x;
+        for (const Tensor& t : {q, k, v}) x.push_back(t.detach().clone().set_requires_grad());
+        Tensor out = dst == &mine
+                         ? attention(x[0], x[1], x[2], o)
+                         : dense_attention(x[0], x[1], x[2],
+                                           mask_tensor(n, n, ref.visible, DType::F64), Tensor(), Tensor());
+        sum(mul(out, randn(out.shape(), 78))).backward();
+        for (const Tensor& t : x) dst->push_back(t.grad());
+      }
+      const char* names[] = {"dq", "dk", "dv"};
+      for (int i = 0; i < 3; ++i) check_close(mine[i], dense[i], 1e-11, 1e-9, what + " " + names[i]);
+    }
+  Tensor q = randn({1, 2, 5, 9}, 1), k = randn({1, 2, 5, 9}, 2), v = randn({1, 2, 5, 10}, 3);
+  gradcheck([&](const TensorList& x) { return attention(x[0], x[1], x[2]); }, {q, k, v},
+            "attention d=9, dv=10");
+}
+
 // ---- errors and determinism ----------------------------------------------------------------
 
 TEST_CASE("attention: shape errors name the op and the shapes") {
@@ -473,26 +511,31 @@ TEST_CASE("attention: shape errors name the op and the shapes") {
 }
 
 TEST_CASE("attention: bitwise equal with 1 and 2 threads, forward and every gradient") {
-  const int64_t B = 1, H = 3, T = 4, L = 50, n = T * L, d = 16, Ne = 7;
-  TensorList in = {randn({B, H, n, d}, 1, DType::F32), randn({B, H, n, d}, 2, DType::F32),
-                   randn({B, H, n, d}, 3, DType::F32), randn({n, n}, 4, DType::F32),
-                   randn({B, n}, 5, DType::F32),       randn({B, H, Ne, d}, 6, DType::F32),
-                   randn({B, H, Ne, d}, 7, DType::F32), randn({H}, 8, DType::F32)};
-  auto run = [&](int threads) {
-    set_num_threads(threads);
-    TensorList x;
-    for (const Tensor& t : in) x.push_back(t.detach().clone().set_requires_grad());
-    AttentionOptions o = kron_opts(Rule::KMCTA, T, L);
-    o.bias = x[3], o.key_bias = x[4], o.extra_k = x[5], o.extra_v = x[6], o.extra_bias = x[7];
-    o.prob_rows = {0, 50, 199};
-    AttentionResult r = attention_ex(x[0], x[1], x[2], o);
-    sum(mul(r.out, randn(r.out.shape(), 9, DType::F32))).backward();
-    std::vector<uint64_t> h = {hash_bits(r.out), hash_bits(r.probs)};
-    for (const Tensor& t : x) h.push_back(hash_bits(t.grad()));
-    return h;
-  };
-  int before = num_threads();
-  std::vector<uint64_t> one = run(1), two = run(2);
-  set_num_threads(before);
-  CHECK(one == two);
+  // B·H = 3: the split backward on 1 and 2 threads; B·H = 6: fused on 1 thread (B·H >= 4 per
+  // thread), split on 2; B·H = 12: fused on both. The two schedules give the same bits.
+  const int64_t T = 4, L = 50, n = T * L, d = 16, Ne = 7;
+  for (auto [B, H] : {std::pair<int64_t, int64_t>{1, 3}, {1, 6}, {4, 3}}) {
+    TensorList in = {randn({B, H, n, d}, 1, DType::F32), randn({B, H, n, d}, 2, DType::F32),
+                     randn({B, H, n, d}, 3, DType::F32), randn({n, n}, 4, DType::F32),
+                     randn({B, n}, 5, DType::F32),       randn({B, H, Ne, d}, 6, DType::F32),
+                     randn({B, H, Ne, d}, 7, DType::F32), randn({H}, 8, DType::F32)};
+    auto run = [&, B = B](int threads) {
+      set_num_threads(threads);
+      TensorList x;
+      for (const Tensor& t : in) x.push_back(t.detach().clone().set_requires_grad());
+      AttentionOptions o = kron_opts(Rule::KMCTA, T, L);
+      o.bias = x[3], o.key_bias = x[4], o.extra_k = x[5], o.extra_v = x[6], o.extra_bias = x[7];
+      o.prob_rows = {0, 50, 199};
+      AttentionResult r = attention_ex(x[0], x[1], x[2], o);
+      sum(mul(r.out, randn(r.out.shape(), 9, DType::F32))).backward();
+      std::vector<uint64_t> h = {hash_bits(r.out), hash_bits(r.probs)};
+      for (const Tensor& t : x) h.push_back(hash_bits(t.grad()));
+      (void)B;
+      return h;
+    };
+    int before = num_threads();
+    std::vector<uint64_t> one = run(1), two = run(2);
+    set_num_threads(before);
+    CHECK_MESSAGE(one == two, "B = ", B, ", H = ", H);
+  }
 }

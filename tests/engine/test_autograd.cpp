@@ -67,6 +67,23 @@ TEST_CASE("autograd: backward twice accumulates; zero_grad resets") {
   u.backward(seed);
   seed.data<double>()[0] = 9;
   CHECK(values(u.grad()) == std::vector<double>{1, 1});
+  // A first gradient that only this backward refers to becomes .grad without a copy; one
+  // that is shared (add hands the same tensor to both inputs, a view of the seed) is copied,
+  // so no two leaves, and no leaf and the seed, share gradient storage.
+  Tensor a = leaf({1, 2}), b = leaf({3, 4});
+  Tensor s2 = Tensor::from_vector<double>({1, 2}, {2});
+  add(a, b).backward(s2);
+  CHECK(a.grad().impl().storage != b.grad().impl().storage);
+  CHECK(a.grad().impl().storage != s2.impl().storage);
+  CHECK(b.grad().impl().storage != s2.impl().storage);
+  a.grad().data<double>()[0] = 7;
+  CHECK(values(b.grad()) == std::vector<double>{1, 2});
+  CHECK(values(s2) == std::vector<double>{1, 2});
+  Tensor c = leaf({1, 2});
+  Tensor t = mul(c, 3.0);
+  sum(t).backward();
+  CHECK(values(c.grad()) == std::vector<double>{3, 3});
+  CHECK(c.grad().impl().storage != t.impl().storage);
 }
 
 TEST_CASE("autograd: NoGradGuard records nothing and restores the previous state") {

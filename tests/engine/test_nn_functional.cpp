@@ -91,6 +91,37 @@ TEST_CASE("layer_norm with and without affine parameters") {
                        vc::Error);
 }
 
+TEST_CASE("layer_norm: the 8-lane row sums at the models' widths, gradients, 1-vs-2-thread bits") {
+  // Widths 128 (the tiny models) and 131 (8 lanes and a tail), against the loop in float64
+  // and float32; float64 gradcheck at width 19; rows x width above the threading threshold.
+  for (int64_t n : {128, 131})
+    for (DType dt : {DType::F64, DType::F32}) {
+      Tensor x = add(randn({5, n}, 180, dt), 3.0), w = randn({n}, 181, dt), b = randn({n}, 182, dt);
+      double tol = dt == DType::F64 ? 1e-13 : 1e-5;
+      check_close(layer_norm(x, w, b), tensor_from(x.shape(), [&](const Shape& i) {
+        double m = 0, v = 0;
+        for (int64_t j = 0; j < n; ++j) m += at(x, {i[0], j}) / double(n);
+        for (int64_t j = 0; j < n; ++j) v += (at(x, {i[0], j}) - m) * (at(x, {i[0], j}) - m) / double(n);
+        return (at(x, i) - m) / std::sqrt(v + 1e-5) * at(w, {i[1]}) + at(b, {i[1]});
+      }), tol, tol, "layer_norm n=" + std::to_string(n) + " " + dtype_name(dt));
+    }
+  gradcheck([](const TensorList& in) { return layer_norm(in[0], in[1], in[2]); },
+            {randn({3, 19}, 183), randn({19}, 184), randn({19}, 185)}, "layer_norm width 19");
+  auto bits = [](int threads) {
+    set_num_threads(threads);
+    Tensor x = randn({300, 131}, 186, DType::F32).set_requires_grad(true);
+    Tensor w = randn({131}, 187, DType::F32).set_requires_grad(true);
+    Tensor b = randn({131}, 188, DType::F32).set_requires_grad(true);
+    Tensor y = layer_norm(x, w, b);
+    sum(mul(y, randn({300, 131}, 189, DType::F32))).backward();
+    return std::vector<uint64_t>{hash_bits(y), hash_bits(x.grad()), hash_bits(w.grad()), hash_bits(b.grad())};
+  };
+  int before = num_threads();
+  std::vector<uint64_t> one = bits(1), two = bits(2);
+  set_num_threads(before);
+  CHECK(one == two);
+}
+
 TEST_CASE("l2_normalize") {
   Tensor x = randn_permuted({4, 1, 6}, 171);
   for (int64_t axis : {0, 2, -1}) {

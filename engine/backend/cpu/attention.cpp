@@ -6,18 +6,24 @@
 //   forward:  per query tile, an online softmax over its key tiles (running row max m, row
 //             sum l, unnormalised output acc); saves lse = m + log(l) per row.
 //   backward: recomputes P = exp(S - lse) per tile; D = rowsum(dO ∘ O); dS = P ∘ (dP - D).
-//             dQ: owner = query tile, loops over key tiles in order.
-//             dK, dV, per-key bias: owner = key tile, loops over query tiles in order.
+//             dQ sums over key tiles in order, dK, dV and the per-key bias over query tiles
+//             in order; with enough (b, h) for the threads one owner per (b, h) recomputes
+//             each tile once, otherwise dQ is owned by query tiles and dK/dV by key tiles
+//             (each tile recomputed twice). Both schedules add the same terms in the same order.
 // Every output element has one owner that sums in a fixed order: no atomics, and the bits do
-// not depend on the thread count (Eigen runs single-threaded inside an OpenMP region).
+// not depend on the thread count. The tile products are our own small register-blocked loops
+// (see small_gemm): Eigen's GEMM costs more in dispatch and packing than the tiny models'
+// 17 x 17 x 32 tiles take to multiply.
 #include "engine/core/eigen.h"
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <vector>
 
 #include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/core/threads.h"
 
 namespace vc::cpu_kernels {
 
@@ -167,13 +173,100 @@ class MaskPlan {
   std::unique_ptr<Scratch> masks_;  // partial tiles' visibility
 };
 
-template <class T> using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T> using MapM = Eigen::Map<Mat<T>>;
-template <class T> using CMapM = Eigen::Map<const Mat<T>>;
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+// ---- small products ---------------------------------------------------------------------
+//
+// The tiles are small (the tiny models: 17 x 17 scores, head dim 32), where a general GEMM's
+// packing and dispatch cost more than the arithmetic. One register-blocked loop nest serves
+// every product: C[i][j] (+)= Σ_p A(i, p) · B[p][j], with A(i, p) = A[i·ars + p·aps] (so A
+// may be read transposed) and B, C row-major. Each C element is one chain over p = 0, 1, ...
+// in order, started from 0 (then times alpha) or from C's old value. The vectors are GCC
+// vector types of a fixed width in the source (64 or 32 bytes; the compiler splits them
+// for a narrower ISA): lanes only ever span independent j, and the build does not contract
+// a·b + c into an FMA, so the bits depend on neither the ISA nor the thread count.
+template <class T, int Bytes> struct Vec {
+  typedef T type __attribute__((vector_size(Bytes)));
+  static constexpr int n = Bytes / int(sizeof(T));
+  static type load(const T* p) {
+    type v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static void store(T* p, type v) { std::memcpy(p, &v, sizeof v); }
+};
+
+// R rows x NV vectors of C.
+template <class T, int Bytes, int R, int NV>
+inline void block(int64_t k, const T* A, int64_t ars, int64_t aps, const T* B, int64_t ldb,
+                  T* C, int64_t ldc, bool accumulate, T alpha) {
+  using V = Vec<T, Bytes>;
+  typename V::type c[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v)
+      c[r][v] = accumulate ? V::load(C + r * ldc + v * V::n) : typename V::type{};
+  for (int64_t p = 0; p < k; ++p) {
+    typename V::type b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = V::load(B + p * ldb + v * V::n);
+    for (int r = 0; r < R; ++r) {
+      T av = A[r * ars + p * aps];
+      for (int v = 0; v < NV; ++v) c[r][v] += av * b[v];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) V::store(C + r * ldc + v * V::n, accumulate ? c[r][v] : alpha * c[r][v]);
+}
+
+// The last columns (fewer than one 32-byte vector), the same chains one column at a time.
+template <class T, int R>
+inline void block_tail(int64_t n, int64_t k, const T* A, int64_t ars, int64_t aps, const T* B,
+                       int64_t ldb, T* C, int64_t ldc, bool accumulate, T alpha) {
+  for (int64_t w = 0; w < n; ++w) {
+    T c[R];
+    for (int r = 0; r < R; ++r) c[r] = accumulate ? C[r * ldc + w] : T(0);
+    for (int64_t p = 0; p < k; ++p)
+      for (int r = 0; r < R; ++r) c[r] += A[r * ars + p * aps] * B[p * ldb + w];
+    for (int r = 0; r < R; ++r) C[r * ldc + w] = accumulate ? c[r] : alpha * c[r];
+  }
+}
+
+template <class T, int R>
+inline void row_block(int64_t n, int64_t k, const T* A, int64_t ars, int64_t aps, const T* B,
+                      int64_t ldb, T* C, int64_t ldc, bool accumulate, T alpha) {
+  constexpr int w64 = Vec<T, 64>::n, w32 = Vec<T, 32>::n;
+  int64_t j = 0;
+  for (; j + 2 * w64 <= n; j += 2 * w64)
+    block<T, 64, R, 2>(k, A, ars, aps, B + j, ldb, C + j, ldc, accumulate, alpha);
+  for (; j + w64 <= n; j += w64)
+    block<T, 64, R, 1>(k, A, ars, aps, B + j, ldb, C + j, ldc, accumulate, alpha);
+  for (; j + w32 <= n; j += w32)
+    block<T, 32, R, 1>(k, A, ars, aps, B + j, ldb, C + j, ldc, accumulate, alpha);
+  if (j < n) block_tail<T, R>(n - j, k, A, ars, aps, B + j, ldb, C + j, ldc, accumulate, alpha);
+}
+
+// C[m, n] = alpha · A B (accumulate = false) or C += A B (accumulate = true; alpha unused).
+template <class T>
+void small_gemm(int64_t m, int64_t n, int64_t k, const T* A, int64_t ars, int64_t aps,
+                const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate, T alpha = T(1)) {
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4)
+    row_block<T, 4>(n, k, A + i * ars, ars, aps, B, ldb, C + i * ldc, ldc, accumulate, alpha);
+  for (; i < m; ++i)
+    row_block<T, 1>(n, k, A + i * ars, ars, aps, B, ldb, C + i * ldc, ldc, accumulate, alpha);
+}
+
+// dst[c, r] = src[r, c] for an [rows, cols] block with row stride lds; dst row stride ldd.
+template <class T>
+void transpose(const T* src, int64_t rows, int64_t cols, int64_t lds, T* dst, int64_t ldd) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+}
+
 template <class T> using RowArr = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>;
 template <class T> using CRowArr = Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>>;
 
-constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+// Tile buffers (S, P, dS) hold rows of kLd = kTileK entries, whatever the tile's width.
+constexpr int64_t kLd = kTileK;
 
 template <class T> struct Ctx {
   const AttentionDesc& a;
@@ -186,43 +279,43 @@ template <class T> struct Ctx {
 
 // S[rq, rk] = scale · Q[i0.., :] K[j0.., :]ᵀ + dense bias + key bias, then -inf where the
 // partial tile's visibility `vis` (row stride kTileK; null for a full tile) hides an entry.
-// The forward and both backward passes call it on the same tiles, so P recomputed in the
-// backward is bit for bit the forward's.
+// KT is scratch for the key tile transposed ([d, kLd]). The forward and the backward call it
+// on the same tiles, so P recomputed in the backward is bit for bit the forward's.
 template <class T>
 void scores(const Ctx<T>& c, int64_t b, int64_t h, int64_t i0, int64_t rq, int64_t j0,
-            int64_t rk, const uint8_t* vis, T* S) {
+            int64_t rk, const uint8_t* vis, T* S, T* KT) {
   const AttentionDesc& a = c.a;
-  MapM<T> s(S, rq, rk);
-  CMapM<T> qm(c.qh(b, h) + i0 * a.d, rq, a.d), km(c.kh(b, h) + j0 * a.d, rk, a.d);
-  s.noalias() = T(a.scale) * qm * km.transpose();
+  transpose(c.kh(b, h) + j0 * a.d, rk, a.d, a.d, KT, kLd);
+  small_gemm<T>(rq, rk, a.d, c.qh(b, h) + i0 * a.d, a.d, 1, KT, kLd, S, kLd, false, T(a.scale));
   if (a.bias && j0 < a.n_main) {
     const int64_t* st = a.bias_strides;
     const T* bp = static_cast<const T*>(a.bias) + b * st[0] + h * st[1];
     for (int64_t r = 0; r < rq; ++r) {
       const T* br = bp + (i0 + r) * st[2] + j0 * st[3];
-      T* sr = S + r * rk;
+      T* sr = S + r * kLd;
       for (int64_t j = 0; j < rk; ++j) sr[j] += br[j * st[3]];
     }
   }
   if (a.key_bias) {
     const T* kb = static_cast<const T*>(a.key_bias) + b * a.key_bias_sb + h * a.key_bias_sh + j0;
     for (int64_t r = 0; r < rq; ++r) {
-      T* sr = S + r * rk;
+      T* sr = S + r * kLd;
       for (int64_t j = 0; j < rk; ++j) sr[j] += kb[j];
     }
   }
   if (vis)
     for (int64_t r = 0; r < rq; ++r)
       for (int64_t j = 0; j < rk; ++j)
-        S[r * rk + j] = vis[r * kTileK + j] ? S[r * rk + j] : T(kNegInf);
+        S[r * kLd + j] = vis[r * kTileK + j] ? S[r * kLd + j] : T(kNegInf);
 }
 
 // P = exp(S - shift) row by row, exactly 0 where S is -inf (Eigen's vector exp does not
 // return an exact 0 for -inf) and on rows whose shift is -inf (nothing visible).
-template <class T> void exp_rows(const T* S, const T* shift, int64_t rq, int64_t rk, T* P) {
+template <class T>
+void exp_rows(const T* S, int64_t lds, const T* shift, int64_t rq, int64_t rk, T* P, int64_t ldp) {
   for (int64_t r = 0; r < rq; ++r) {
-    const T* sr = S + r * rk;
-    T* pr = P + r * rk;
+    const T* sr = S + r * lds;
+    T* pr = P + r * ldp;
     if (shift[r] == T(kNegInf)) {
       std::fill(pr, pr + rk, T(0));
       continue;
@@ -232,9 +325,7 @@ template <class T> void exp_rows(const T* S, const T* shift, int64_t rq, int64_t
   }
 }
 
-// Small problems run on the calling thread alone. The rule depends on sizes only, and below
-// it every tile product is under Eigen's own threading threshold (work < 2 · 50000), so Eigen
-// stays single-threaded on both paths and the bits never depend on the thread count.
+// Small problems run on the calling thread alone. The rule depends on sizes only.
 bool worth_threads(const AttentionDesc& a) {
   return a.B * a.H * a.Nq * a.Nk * std::max(a.d, a.dv) >= 100000;
 }
@@ -246,30 +337,29 @@ void forward_query_tile(const Ctx<T>& c, int64_t b, int64_t h, int64_t qt, T* ou
                         T* buf) {
   const AttentionDesc& a = c.a;
   int64_t i0 = qt * kTileQ, rq = std::min(kTileQ, a.Nq - i0);
-  T *S = buf, *P = S + kTileQ * kTileK, *m = P + kTileQ * kTileK, *l = m + kTileQ,
-    *mnew = l + kTileQ, *acc = mnew + kTileQ;
+  T *S = buf, *P = S + kTileQ * kLd, *m = P + kTileQ * kLd, *l = m + kTileQ,
+    *mnew = l + kTileQ, *acc = mnew + kTileQ, *KT = acc + kTileQ * a.dv;
   std::fill(m, m + rq, T(kNegInf));
   std::fill(l, l + rq, T(0));
-  MapM<T> accm(acc, rq, a.dv);
-  accm.setZero();
+  std::fill(acc, acc + rq * a.dv, T(0));
   for (int64_t kt = 0; kt < c.plan.nkt; ++kt) {
     uint8_t cls = c.plan.tile(qt, kt);
     if (cls == kBlocked) continue;  // the mask hides the whole tile: never computed
     int64_t j0, rk;
     c.plan.key_tile(kt, j0, rk);
-    scores(c, b, h, i0, rq, j0, rk, c.plan.tile_mask(qt, kt), S);
+    scores(c, b, h, i0, rq, j0, rk, c.plan.tile_mask(qt, kt), S, KT);
     // Online softmax: new running max, rescale what was accumulated under the old one.
     for (int64_t r = 0; r < rq; ++r)
-      mnew[r] = std::max(m[r], CRowArr<T>(S + r * rk, rk).maxCoeff());
-    exp_rows(S, mnew, rq, rk, P);
+      mnew[r] = std::max(m[r], CRowArr<T>(S + r * kLd, rk).maxCoeff());
+    exp_rows(S, kLd, mnew, rq, rk, P, kLd);
     for (int64_t r = 0; r < rq; ++r) {
       if (mnew[r] == T(kNegInf)) continue;  // nothing visible yet: P row is 0
       T alpha = m[r] == T(kNegInf) ? T(0) : std::exp(m[r] - mnew[r]);
-      l[r] = l[r] * alpha + RowArr<T>(P + r * rk, rk).sum();
-      accm.row(r) *= alpha;
+      l[r] = l[r] * alpha + RowArr<T>(P + r * kLd, rk).sum();
+      for (int64_t e = 0; e < a.dv; ++e) acc[r * a.dv + e] *= alpha;
       m[r] = mnew[r];
     }
-    accm.noalias() += CMapM<T>(P, rq, rk) * CMapM<T>(c.vh(b, h) + j0 * a.dv, rk, a.dv);
+    small_gemm<T>(rq, a.dv, rk, P, kLd, 1, c.vh(b, h) + j0 * a.dv, a.dv, acc, a.dv, true);
   }
   T* o = out + ((b * a.H + h) * a.Nq + i0) * a.dv;
   T* ls = lse + (b * a.H + h) * a.Nq + i0;
@@ -282,7 +372,8 @@ void forward_query_tile(const Ctx<T>& c, int64_t b, int64_t h, int64_t qt, T* ou
 
 // probs[b, h, rr, :] = exp(S[row] - lse[row]) for the requested rows, one row at a time.
 template <class T>
-void probs_row(const Ctx<T>& c, int64_t b, int64_t h, int64_t i, const T* lse, T* dst, T* S) {
+void probs_row(const Ctx<T>& c, int64_t b, int64_t h, int64_t i, const T* lse, T* dst, T* S,
+               T* KT) {
   const AttentionDesc& a = c.a;
   T shift = lse[(b * a.H + h) * a.Nq + i];
   for (int64_t kt = 0; kt < c.plan.nkt; ++kt) {
@@ -294,8 +385,8 @@ void probs_row(const Ctx<T>& c, int64_t b, int64_t h, int64_t i, const T* lse, T
       continue;
     }
     const uint8_t* vis = c.plan.tile_mask(qt, kt);
-    scores(c, b, h, i, 1, j0, rk, vis ? vis + (i - qt * kTileQ) * kTileK : nullptr, S);
-    exp_rows(S, &shift, 1, rk, dst + j0);
+    scores(c, b, h, i, 1, j0, rk, vis ? vis + (i - qt * kTileQ) * kTileK : nullptr, S, KT);
+    exp_rows(S, kLd, &shift, 1, rk, dst + j0, rk);
   }
 }
 
@@ -305,7 +396,7 @@ void forward_t(const AttentionDesc& a, const T* q, const T* k, const T* v, T* ou
   MaskPlan plan(a);
   Ctx<T> c{a, plan, q, k, v};
   int64_t tasks = a.B * a.H * plan.nqt;
-  size_t per_thread = size_t(2 * kTileQ * kTileK + 3 * kTileQ + kTileQ * a.dv);
+  size_t per_thread = size_t(2 * kTileQ * kLd + 3 * kTileQ + kTileQ * a.dv + a.d * kLd);
 #pragma omp parallel if (worth_threads(a))
   {
     Scratch buf(per_thread * sizeof(T));
@@ -319,28 +410,76 @@ void forward_t(const AttentionDesc& a, const T* q, const T* k, const T* v, T* ou
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < a.B * a.H * n_prob_rows; ++task) {
       int64_t rr = task % n_prob_rows, bh = task / n_prob_rows;
-      probs_row(c, bh / a.H, bh % a.H, prob_rows[rr], lse, probs + task * a.Nk, buf.as<T>());
+      probs_row(c, bh / a.H, bh % a.H, prob_rows[rr], lse, probs + task * a.Nk, buf.as<T>(),
+                buf.as<T>(size_t(kTileQ * kLd)));
     }
   }
 }
 
 // ---- backward ---------------------------------------------------------------------------
+//
+// Per visible tile (query tile qt, key tile kt) of one (b, h):
+//   S, P recomputed; dP = dO Vᵀ; dS = P ∘ (dP - D);
+//   dQ[qt] += dS K[kt]        (over kt in order)
+//   dK[kt] += dSᵀ Q[qt], dV[kt] += Pᵀ dO[qt], key-bias column sums   (over qt in order)
+// and dQ, dK are scaled at the end. Two schedules give the same bits, because every output
+// element sums the same terms in the same order:
+//   fused:   owner = (b, h); qt outer, kt inner; each tile is recomputed once.
+//   split:   dQ owned by (b, h, qt), dK/dV by (b, h, kt); each tile is recomputed twice,
+//            for more tasks when B·H is small next to the thread count.
 
-// The part of the backward both owners share: recompute S and P for one tile, then
-// dP = dO Vᵀ and dS = P ∘ (dP - D).
+template <class T> struct BackCtx {
+  const Ctx<T>& c;
+  const T *lse, *D, *gout;
+  T *gq, *gk, *gv, *gbias, *gkey_bias;
+};
+
+// S, P, dS of one tile; KT and VT are [d, kLd] and [dv, kLd] scratch.
 template <class T>
-void tile_grad(const Ctx<T>& c, int64_t b, int64_t h, int64_t i0, int64_t rq, int64_t j0,
-               int64_t rk, const uint8_t* vis, const T* lse, const T* D, const T* gout, T* S, T* P,
-               T* dS) {
-  const AttentionDesc& a = c.a;
+void tile_grad(const BackCtx<T>& g, int64_t b, int64_t h, int64_t i0, int64_t rq, int64_t j0,
+               int64_t rk, const uint8_t* vis, T* S, T* P, T* dS, T* KT, T* VT) {
+  const AttentionDesc& a = g.c.a;
   int64_t row0 = (b * a.H + h) * a.Nq + i0;
-  scores(c, b, h, i0, rq, j0, rk, vis, S);
-  exp_rows(S, lse + row0, rq, rk, P);
-  MapM<T> ds(dS, rq, rk);
-  ds.noalias() = CMapM<T>(gout + row0 * a.dv, rq, a.dv) *
-                 CMapM<T>(c.vh(b, h) + j0 * a.dv, rk, a.dv).transpose();
+  scores(g.c, b, h, i0, rq, j0, rk, vis, S, KT);
+  exp_rows(S, kLd, g.lse + row0, rq, rk, P, kLd);
+  transpose(g.c.vh(b, h) + j0 * a.dv, rk, a.dv, a.dv, VT, kLd);
+  small_gemm<T>(rq, rk, a.dv, g.gout + row0 * a.dv, a.dv, 1, VT, kLd, dS, kLd, false);
   for (int64_t r = 0; r < rq; ++r)
-    for (int64_t j = 0; j < rk; ++j) dS[r * rk + j] = P[r * rk + j] * (dS[r * rk + j] - D[row0 + r]);
+    for (int64_t j = 0; j < rk; ++j)
+      dS[r * kLd + j] = P[r * kLd + j] * (dS[r * kLd + j] - g.D[row0 + r]);
+}
+
+// The dQ half of a tile: dQ rows += dS K; the dense-bias gradient is dS itself.
+template <class T>
+void tile_dq(const BackCtx<T>& g, int64_t b, int64_t h, int64_t i0, int64_t rq, int64_t j0,
+             int64_t rk, const T* dS) {
+  const AttentionDesc& a = g.c.a;
+  int64_t bh = b * a.H + h;
+  small_gemm<T>(rq, a.d, rk, dS, kLd, 1, g.c.kh(b, h) + j0 * a.d, a.d,
+                g.gq + (bh * a.Nq + i0) * a.d, a.d, true);
+  if (g.gbias && j0 < a.n_main) {
+    T* gb = g.gbias + (bh * a.Nq + i0) * a.n_main;
+    for (int64_t r = 0; r < rq; ++r) std::copy(dS + r * kLd, dS + r * kLd + rk, gb + r * a.n_main + j0);
+  }
+}
+
+// The dK/dV half of a tile: dV rows += Pᵀ dO, dK rows += dSᵀ Q, col += column sums of dS.
+template <class T>
+void tile_dkv(const BackCtx<T>& g, int64_t b, int64_t h, int64_t i0, int64_t rq, int64_t j0,
+              int64_t rk, const T* P, const T* dS, T* col) {
+  const AttentionDesc& a = g.c.a;
+  int64_t bh = b * a.H + h;
+  small_gemm<T>(rk, a.dv, rq, P, 1, kLd, g.gout + (bh * a.Nq + i0) * a.dv, a.dv,
+                g.gv + (bh * a.Nk + j0) * a.dv, a.dv, true);
+  small_gemm<T>(rk, a.d, rq, dS, 1, kLd, g.c.qh(b, h) + i0 * a.d, a.d,
+                g.gk + (bh * a.Nk + j0) * a.d, a.d, true);
+  if (col)
+    for (int64_t r = 0; r < rq; ++r)
+      for (int64_t j = 0; j < rk; ++j) col[j] += dS[r * kLd + j];
+}
+
+template <class T> void scale_rows(T* p, int64_t n, T s) {
+  for (int64_t i = 0; i < n; ++i) p[i] = s * p[i];
 }
 
 template <class T>
@@ -348,66 +487,82 @@ void backward_t(const AttentionDesc& a, const T* q, const T* k, const T* v, cons
                 const T* lse, const T* gout, T* gq, T* gk, T* gv, T* gbias, T* gkey_bias) {
   MaskPlan plan(a);
   Ctx<T> c{a, plan, q, k, v};
-  int64_t rows = a.B * a.H * a.Nq;
+  const int64_t rows = a.B * a.H * a.Nq, BH = a.B * a.H;
   Scratch Dbuf(size_t(rows) * sizeof(T));
   T* D = Dbuf.as<T>();
-  size_t per_thread = size_t(3 * kTileQ * kTileK + std::max(kTileQ, kTileK) * (a.d + a.dv) + kTileK);
+  BackCtx<T> g{c, lse, D, gout, gq, gk, gv, gbias, gkey_bias};
+  const T scale = T(a.scale);
+  // Fused when there are enough (b, h) for the threads; either way the same bits.
+  const bool fused = BH >= 4 * int64_t(num_threads()) || (plan.nqt == 1 && plan.nkt == 1);
+  size_t per_thread = size_t(3 * kTileQ * kLd + (a.d + a.dv) * kLd);
 #pragma omp parallel if (worth_threads(a))
   {
     Scratch buf(per_thread * sizeof(T));
-    T *S = buf.as<T>(), *P = S + kTileQ * kTileK, *dS = P + kTileQ * kTileK,
-      *acc = dS + kTileQ * kTileK;
-    // D = rowsum(dO ∘ O), one row per owner.
+    T *S = buf.as<T>(), *P = S + kTileQ * kLd, *dS = P + kTileQ * kLd, *KT = dS + kTileQ * kLd,
+      *VT = KT + a.d * kLd;
+    // D = rowsum(dO ∘ O), one row per owner; the gradients start at 0 (skipped tiles stay 0).
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       T s = 0;
       for (int64_t e = 0; e < a.dv; ++e) s += gout[r * a.dv + e] * out[r * a.dv + e];
       D[r] = s;
+      std::fill(gq + r * a.d, gq + (r + 1) * a.d, T(0));
+      if (gbias) std::fill(gbias + r * a.n_main, gbias + (r + 1) * a.n_main, T(0));
     }
-    // dQ (and the dense-bias gradient dS): owner = (b, h, query tile).
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < BH * a.Nk; ++r) {
+      std::fill(gk + r * a.d, gk + (r + 1) * a.d, T(0));
+      std::fill(gv + r * a.dv, gv + (r + 1) * a.dv, T(0));
+      if (gkey_bias) gkey_bias[r] = 0;
+    }
+    if (fused) {
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < a.B * a.H * plan.nqt; ++task) {
-      int64_t qt = plan.nqt - 1 - task % plan.nqt, bh = task / plan.nqt, b = bh / a.H,
-              h = bh % a.H;  // big tasks first, as in the forward
-      int64_t i0 = qt * kTileQ, rq = std::min(kTileQ, a.Nq - i0);
-      MapM<T> dq(acc, rq, a.d);
-      dq.setZero();
-      T* gb = gbias ? gbias + (bh * a.Nq + i0) * a.n_main : nullptr;
-      if (gb) std::fill(gb, gb + rq * a.n_main, T(0));  // skipped tiles stay 0
-      for (int64_t kt = 0; kt < plan.nkt; ++kt) {
-        if (plan.tile(qt, kt) == kBlocked) continue;
+      for (int64_t bh = 0; bh < BH; ++bh) {
+        int64_t b = bh / a.H, h = bh % a.H;
+        for (int64_t qt = 0; qt < plan.nqt; ++qt) {
+          int64_t i0 = qt * kTileQ, rq = std::min(kTileQ, a.Nq - i0);
+          for (int64_t kt = 0; kt < plan.nkt; ++kt) {
+            if (plan.tile(qt, kt) == kBlocked) continue;
+            int64_t j0, rk;
+            plan.key_tile(kt, j0, rk);
+            tile_grad(g, b, h, i0, rq, j0, rk, plan.tile_mask(qt, kt), S, P, dS, KT, VT);
+            tile_dq(g, b, h, i0, rq, j0, rk, dS);
+            tile_dkv(g, b, h, i0, rq, j0, rk, P, dS, gkey_bias ? gkey_bias + bh * a.Nk + j0 : nullptr);
+          }
+        }
+        scale_rows(gq + bh * a.Nq * a.d, a.Nq * a.d, scale);
+        scale_rows(gk + bh * a.Nk * a.d, a.Nk * a.d, scale);
+      }
+    } else {
+      // dQ (and the dense-bias gradient dS): owner = (b, h, query tile).
+#pragma omp for schedule(dynamic, 1) nowait
+      for (int64_t task = 0; task < BH * plan.nqt; ++task) {
+        int64_t qt = plan.nqt - 1 - task % plan.nqt, bh = task / plan.nqt, b = bh / a.H,
+                h = bh % a.H;  // big tasks first, as in the forward
+        int64_t i0 = qt * kTileQ, rq = std::min(kTileQ, a.Nq - i0);
+        for (int64_t kt = 0; kt < plan.nkt; ++kt) {
+          if (plan.tile(qt, kt) == kBlocked) continue;
+          int64_t j0, rk;
+          plan.key_tile(kt, j0, rk);
+          tile_grad(g, b, h, i0, rq, j0, rk, plan.tile_mask(qt, kt), S, P, dS, KT, VT);
+          tile_dq(g, b, h, i0, rq, j0, rk, dS);
+        }
+        scale_rows(gq + (bh * a.Nq + i0) * a.d, rq * a.d, scale);
+      }
+      // dK, dV, per-key bias: owner = (b, h, key tile), query tiles visited in order.
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t task = 0; task < BH * plan.nkt; ++task) {
+        int64_t kt = task % plan.nkt, bh = task / plan.nkt, b = bh / a.H, h = bh % a.H;
         int64_t j0, rk;
         plan.key_tile(kt, j0, rk);
-        tile_grad(c, b, h, i0, rq, j0, rk, plan.tile_mask(qt, kt), lse, D, gout, S, P, dS);
-        dq.noalias() += CMapM<T>(dS, rq, rk) * CMapM<T>(c.kh(b, h) + j0 * a.d, rk, a.d);
-        if (gb && j0 < a.n_main)
-          for (int64_t r = 0; r < rq; ++r) std::copy(dS + r * rk, dS + (r + 1) * rk, gb + r * a.n_main + j0);
+        for (int64_t qt = 0; qt < plan.nqt; ++qt) {
+          if (plan.tile(qt, kt) == kBlocked) continue;
+          int64_t i0 = qt * kTileQ, rq = std::min(kTileQ, a.Nq - i0);
+          tile_grad(g, b, h, i0, rq, j0, rk, plan.tile_mask(qt, kt), S, P, dS, KT, VT);
+          tile_dkv(g, b, h, i0, rq, j0, rk, P, dS, gkey_bias ? gkey_bias + bh * a.Nk + j0 : nullptr);
+        }
+        scale_rows(gk + (bh * a.Nk + j0) * a.d, rk * a.d, scale);
       }
-      MapM<T>(gq + (bh * a.Nq + i0) * a.d, rq, a.d) = T(a.scale) * dq;
-    }
-    // dK, dV, per-key bias: owner = (b, h, key tile), query tiles visited in order.
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < a.B * a.H * plan.nkt; ++task) {
-      int64_t kt = task % plan.nkt, bh = task / plan.nkt, b = bh / a.H, h = bh % a.H;
-      int64_t j0, rk;
-      plan.key_tile(kt, j0, rk);
-      MapM<T> dk(acc, rk, a.d), dv(acc + rk * a.d, rk, a.dv);
-      T* col = acc + rk * (a.d + a.dv);
-      dk.setZero();
-      dv.setZero();
-      std::fill(col, col + rk, T(0));
-      for (int64_t qt = 0; qt < plan.nqt; ++qt) {
-        if (plan.tile(qt, kt) == kBlocked) continue;
-        int64_t i0 = qt * kTileQ, rq = std::min(kTileQ, a.Nq - i0);
-        tile_grad(c, b, h, i0, rq, j0, rk, plan.tile_mask(qt, kt), lse, D, gout, S, P, dS);
-        dv.noalias() += CMapM<T>(P, rq, rk).transpose() * CMapM<T>(gout + (bh * a.Nq + i0) * a.dv, rq, a.dv);
-        dk.noalias() += CMapM<T>(dS, rq, rk).transpose() * CMapM<T>(c.qh(b, h) + i0 * a.d, rq, a.d);
-        for (int64_t r = 0; r < rq; ++r)
-          for (int64_t j = 0; j < rk; ++j) col[j] += dS[r * rk + j];
-      }
-      MapM<T>(gk + (bh * a.Nk + j0) * a.d, rk, a.d) = T(a.scale) * dk;
-      MapM<T>(gv + (bh * a.Nk + j0) * a.dv, rk, a.dv) = dv;
-      if (gkey_bias) std::copy(col, col + rk, gkey_bias + bh * a.Nk + j0);
     }
   }
 }

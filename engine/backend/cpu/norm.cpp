@@ -20,6 +20,29 @@ template <class T> double row_max(const T* x, int64_t n) {
   return m;
 }
 
+// Σ f(j) for j < n in 8 fixed lanes (lane l sums j ≡ l mod 8 in order), then the lanes in
+// a fixed tree. Eight independent chains instead of one serial chain; the lanes are written
+// out in the source, so the order (and the bits) depend on neither the ISA nor the threads.
+template <class F> inline double lane_sum(int64_t n, F f) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += f(j + l);
+  for (int l = 0; j + l < n; ++l) acc[l] += f(j + l);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// Two sums in one pass over the row, each in the lanes of lane_sum.
+template <class F> inline void lane_sum2(int64_t n, F f, double& s1, double& s2) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) f(j + l, a[l], b[l]);
+  for (int l = 0; j + l < n; ++l) f(j + l, a[l], b[l]);
+  s1 = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  s2 = ((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7]));
+}
+
 // log(sum(exp(x))) of a row, stable; -inf for a row of -inf.
 template <class T> double row_logsumexp(const T* x, int64_t n) {
   double m = row_max(x, n);
@@ -94,10 +117,12 @@ void layernorm(DType t, const void* x, const void* w, const void* b, void* y, vo
 #pragma omp parallel for schedule(static) if (rows * n > 16384)
     for (int64_t r = 0; r < rows; ++r) {
       const T* xr = xp + r * n;
-      double m = 0, v = 0;
-      for (int64_t j = 0; j < n; ++j) m += xr[j];
-      m /= double(n);
-      for (int64_t j = 0; j < n; ++j) v += (xr[j] - m) * (xr[j] - m);
+      // Two passes (mean, then squared deviations: no cancellation), each in 8 lanes.
+      double m = lane_sum(n, [&](int64_t j) { return double(xr[j]); }) / double(n);
+      double v = lane_sum(n, [&](int64_t j) {
+        double c = double(xr[j]) - m;
+        return c * c;
+      });
       double rs = 1.0 / std::sqrt(v / double(n) + eps);
       mp[r] = T(m);
       rp[r] = T(rs);
@@ -123,11 +148,11 @@ void layernorm_backward(DType t, const void* x, const void* w, const void* mean,
     for (int64_t r = 0; r < rows; ++r) {
       const T *xr = xp + r * n, *gr = gp + r * n;
       double m = mp[r], rs = rp[r], sum_dh = 0, sum_dh_h = 0;
-      for (int64_t j = 0; j < n; ++j) {
+      lane_sum2(n, [&](int64_t j, double& a, double& b) {
         double dh = double(gr[j]) * (wp ? double(wp[j]) : 1.0);
-        sum_dh += dh;
-        sum_dh_h += dh * (double(xr[j]) - m) * rs;
-      }
+        a += dh;
+        b += dh * (double(xr[j]) - m) * rs;
+      }, sum_dh, sum_dh_h);
       sum_dh /= double(n);
       sum_dh_h /= double(n);
       for (int64_t j = 0; j < n; ++j) {
@@ -142,17 +167,33 @@ void layernorm_backward(DType t, const void* x, const void* w, const void* mean,
     for (int64_t blk = 0; blk < blocks; ++blk) {
       int64_t j0 = blk * kColumnBlock, j1 = std::min(n, j0 + kColumnBlock);
       std::vector<double> sw(j1 - j0, 0.0), sb(j1 - j0, 0.0);
-      for (int64_t r = 0; r < rows; ++r) {
+      // Each column sums over the rows in order; 16 columns at a time in registers (a
+      // fixed-size chunk), so the sums do not round-trip through memory row after row.
+      int64_t j = j0;
+      for (; j + 16 <= j1; j += 16) {
+        double aw[16] = {}, ab[16] = {};
+        for (int64_t r = 0; r < rows; ++r) {
+          double m = mp[r], rs = rp[r];
+          const T *gr = gp + r * n + j, *xr = xp + r * n + j;
+          for (int c = 0; c < 16; ++c) {
+            double g = gr[c];
+            aw[c] += g * (double(xr[c]) - m) * rs;
+            ab[c] += g;
+          }
+        }
+        for (int c = 0; c < 16; ++c) sw[j - j0 + c] = aw[c], sb[j - j0 + c] = ab[c];
+      }
+      for (int64_t r = 0; r < rows && j < j1; ++r) {
         double m = mp[r], rs = rp[r];
-        for (int64_t j = j0; j < j1; ++j) {
-          double g = gp[r * n + j];
-          sw[j - j0] += g * (double(xp[r * n + j]) - m) * rs;
-          sb[j - j0] += g;
+        for (int64_t jj = j; jj < j1; ++jj) {
+          double g = gp[r * n + jj];
+          sw[jj - j0] += g * (double(xp[r * n + jj]) - m) * rs;
+          sb[jj - j0] += g;
         }
       }
-      for (int64_t j = j0; j < j1; ++j) {
-        if (gwp) gwp[j] = T(sw[j - j0]);
-        if (gbp) gbp[j] = T(sb[j - j0]);
+      for (int64_t c = j0; c < j1; ++c) {
+        if (gwp) gwp[c] = T(sw[c - j0]);
+        if (gbp) gbp[c] = T(sb[c - j0]);
       }
     }
   });
