@@ -14,6 +14,15 @@
 
 namespace vc::bench {
 
+// "a,b,,c" -> {"a", "b", "c"}: the comma lists of the benchmarks' options.
+inline std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string x; std::getline(in, x, ',');)
+    if (!x.empty()) out.push_back(x);
+  return out;
+}
+
 // Median seconds of `reps` calls after one warm-up call.
 inline double time_median(const std::function<void()>& fn, int reps) {
   fn();

@@ -64,14 +64,6 @@ using namespace vc;
 
 namespace {
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string x; std::getline(in, x, ',');)
-    if (!x.empty()) out.push_back(x);
-  return out;
-}
-
 // ---------------------------------------------------------------- the tiny video transformer
 
 struct TinyConfig {
@@ -283,8 +275,8 @@ int main(int argc, char** argv) {
     };
     if (a == "--threads") {
       thread_counts.clear();
-      for (const auto& t : split(next())) thread_counts.push_back(std::stoi(t));
-    } else if (a == "--models") names = split(next());
+      for (const auto& t : vc::bench::split_list(next())) thread_counts.push_back(std::stoi(t));
+    } else if (a == "--models") names = vc::bench::split_list(next());
     else if (a == "--steps") steps = std::atoi(next().c_str());
     else if (a == "--warmup") warmup = std::atoi(next().c_str());
     else if (a == "--profile-steps") profile_steps = std::atoi(next().c_str());

@@ -30,14 +30,6 @@ struct Entry {
   vc::models::KeyValues options;
 };
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string x; std::getline(in, x, ',');)
-    if (!x.empty()) out.push_back(x);
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,7 +62,7 @@ int main(int argc, char** argv) {
   j.begin_object().key("benchmark").value("video model training step").key("cpu").value(vc::bench::cpu_model());
   j.key("threads").value(double(vc::num_threads())).key("frames").value(double(frames));
   j.key("archs").begin_array();
-  for (const std::string& arch : split(archs)) {
+  for (const std::string& arch : vc::bench::split_list(archs)) {
     const vc::clip::ClipConfig config = vc::clip::ClipConfig::preset(arch);
     const int64_t B = batch > 0 ? batch : (arch == "tiny" ? 16 : 1), K = 4, ctx = config.context_length;
     std::vector<std::shared_ptr<vc::models::VideoModel>> models;
