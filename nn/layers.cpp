@@ -103,10 +103,17 @@ PatchEmbed::PatchEmbed(int64_t c, int64_t d, int64_t p, bool has_bias)
   if (has_bias) bias = register_parameter("bias", Tensor::zeros({d}));
 }
 
-void PatchEmbed::reset_own_parameters(Generator& gen) {
-  double bound = 1.0 / std::sqrt(double(in_channels * patch * patch));  // PyTorch's Conv2d
+namespace {
+// PyTorch's Conv2d default: weight and bias uniform in ±1/sqrt(fan_in).
+void init_conv(Tensor& weight, Tensor& bias, int64_t fan_in, Generator& gen) {
+  double bound = 1.0 / std::sqrt(double(fan_in));
   init::uniform_(weight, gen, -bound, bound);
   if (bias.defined()) init::uniform_(bias, gen, -bound, bound);
+}
+}  // namespace
+
+void PatchEmbed::reset_own_parameters(Generator& gen) {
+  init_conv(weight, bias, in_channels * patch * patch, gen);
 }
 
 Tensor PatchEmbed::forward(const Tensor& images) const {
@@ -135,9 +142,7 @@ Conv2d::Conv2d(int64_t c, int64_t o, int64_t k, int64_t s, int64_t p, bool has_b
 }
 
 void Conv2d::reset_own_parameters(Generator& gen) {
-  double bound = 1.0 / std::sqrt(double(in_channels * kernel * kernel));  // PyTorch's Conv2d
-  init::uniform_(weight, gen, -bound, bound);
-  if (bias.defined()) init::uniform_(bias, gen, -bound, bound);
+  init_conv(weight, bias, in_channels * kernel * kernel, gen);
 }
 
 Tensor Conv2d::forward(const Tensor& images) const {
@@ -162,13 +167,9 @@ Tensor Conv2d::forward(const Tensor& images) const {
     for (int64_t dx = 0; dx < k; ++dx) {
       const int64_t hn = std::min(Ho * s, H - dy), wn = std::min(Wo * s, W - dx);
       Tensor t = x.narrow(2, dy, hn).narrow(3, dx, wn);
-      if (s > 1) {
-        if (hn < Ho * s || wn < Wo * s) {  // the last window runs off the edge: pad it with zeros
-          if (hn < Ho * s)
-            t = concat({t, Tensor::zeros({B, C, Ho * s - hn, wn}, x.dtype(), x.device())}, 2);
-          if (wn < Wo * s)
-            t = concat({t, Tensor::zeros({B, C, Ho * s, Wo * s - wn}, x.dtype(), x.device())}, 3);
-        }
+      if (s > 1) {  // a last window that runs off the edge is padded with zeros first
+        if (hn < Ho * s) t = concat({t, Tensor::zeros({B, C, Ho * s - hn, wn}, x.dtype(), x.device())}, 2);
+        if (wn < Wo * s) t = concat({t, Tensor::zeros({B, C, Ho * s, Wo * s - wn}, x.dtype(), x.device())}, 3);
         t = t.reshape({B, C, Ho, s, Wo, s}).select(5, 0).select(3, 0);
       }
       taps.push_back(t);

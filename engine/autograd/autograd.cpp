@@ -54,6 +54,11 @@ Tensor Tensor::detach() const {
   return alias_with_layout(*this, shape(), strides(), offset());
 }
 
+bool sole_contiguous_owner(const Tensor& t) {
+  return t.impl_ptr().use_count() == 1 && t.impl().storage.use_count() == 1 && t.is_contiguous() &&
+         t.offset() == 0;
+}
+
 void Tensor::backward(const Tensor& grad) const {
   VC_CHECK(requires_grad(), "backward: tensor does not require grad");
   Tensor seed = grad;
@@ -73,8 +78,7 @@ void Tensor::backward(const Tensor& grad) const {
     // backward) is taken as it is; any other is copied.
     if (leaf.grad) {
       leaf.grad = add(Tensor(leaf.grad), g).impl_ptr();
-    } else if (g.impl_ptr().use_count() == 1 && g.impl().storage.use_count() == 1 &&
-               g.is_contiguous() && g.offset() == 0 && !g.requires_grad() && g.is_leaf()) {
+    } else if (sole_contiguous_owner(g) && !g.requires_grad() && g.is_leaf()) {
       leaf.grad = g.impl_ptr();
     } else {
       leaf.grad = g.clone().impl_ptr();

@@ -25,6 +25,10 @@ using BackwardFn = std::function<TensorList(const Tensor& grad_out, const std::v
 // old + new in the order the contributions arrive, as with the padded add.
 using AccumulateFn = std::function<void(Tensor& sum, const Tensor& grad_out)>;
 
+// True when nothing but `t` refers to its storage and it is one contiguous block from the
+// start: backward may then keep it as a gradient or update it in place without a copy.
+bool sole_contiguous_owner(const Tensor& t);
+
 struct Node {
   const char* op;
   std::vector<std::shared_ptr<TensorImpl>> inputs;  // null where the input needs no grad

@@ -122,32 +122,28 @@ Tensor Tensor::narrow(int64_t axis, int64_t start, int64_t length) const {
   DType dt = dtype();
   Device dev = device();
   const int64_t offset0 = start * contiguous_strides(in_shape)[a];  // the window in a fresh sum
-  Tensor out = op.finish(
-      alias_with_layout(*this, s, strides(), offset() + start * strides()[a]),
-      [=](const Tensor& g, const std::vector<bool>&) {
-        // The adjoint of a slice: zeros with g written into the slice.
-        Tensor full = Tensor::zeros(in_shape, dt, dev);
-        Tensor window = alias_with_layout(full, g.shape(), full.strides(), offset0);
-        backend_for(dev).memory.copy_strided(dt, g.impl().storage->data, strided_desc(g),
-                                             full.impl().storage->data, strided_desc(window));
-        return TensorList{full};
-      });
+  // The adjoint of a slice: zeros with g written into the slice.
+  auto padded = [=](const Tensor& g) {
+    Tensor full = Tensor::zeros(in_shape, dt, dev);
+    Tensor window = alias_with_layout(full, g.shape(), full.strides(), offset0);
+    backend_for(dev).memory.copy_strided(dt, g.impl().storage->data, strided_desc(g),
+                                         full.impl().storage->data, strided_desc(window));
+    return full;
+  };
+  Tensor out = op.finish(alias_with_layout(*this, s, strides(), offset() + start * strides()[a]),
+                         [=](const Tensor& g, const std::vector<bool>&) { return TensorList{padded(g)}; });
   // What backward() runs instead: g goes straight into its window of the input's running
   // gradient sum, so q/k/v-style splits (several narrows of one tensor) cost no zero-padded
   // full-size tensors and no full-size adds. The sum is written in place only when this
-  // backward owns it (a contiguous tensor nothing else refers to); otherwise it is copied.
+  // backward owns it; otherwise it is copied first.
   if (out.impl().grad_fn)
     out.impl().grad_fn->accumulate = [=](Tensor& sum, const Tensor& g) {
-      const Backend& be = backend_for(dev);
       if (!sum.defined()) {  // the first contribution: exactly the padded gradient
-        sum = Tensor::zeros(in_shape, dt, dev);
-        Tensor window = alias_with_layout(sum, g.shape(), sum.strides(), offset0);
-        be.memory.copy_strided(dt, g.impl().storage->data, strided_desc(g),
-                               sum.impl().storage->data, strided_desc(window));
+        sum = padded(g);
         return;
       }
-      if (!(sum.impl_ptr().use_count() == 1 && sum.impl().storage.use_count() == 1 &&
-            sum.is_contiguous() && sum.offset() == 0)) {
+      const Backend& be = backend_for(dev);
+      if (!sole_contiguous_owner(sum)) {
         Tensor own = make_tensor(in_shape, dt, dev);
         be.memory.copy_strided(dt, sum.impl().storage->data, strided_desc(sum), own.raw(),
                                strided_desc(own));
