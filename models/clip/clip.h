@@ -80,8 +80,11 @@ Tensor trim_padding(const Tensor& tokens);
 // group[i] names caption i's text (equal ids = the same string). Image->text row i puts
 // target 1/n_i on every caption j with group[j] == group[i] (n_i of them, i itself included);
 // text->image row i does the same over the B images. The loss is the mean of the two soft
-// cross-entropies. With all groups distinct it is exactly CLIP's InfoNCE with targets arange(B);
-// with duplicates, InfoNCE would push each image away from a text equal to its own.
+// cross-entropies. With all groups distinct it is exactly CLIP's InfoNCE with targets arange(B).
+// With duplicates whose features are equal (the same tokens through the same tower, as in
+// pretrain-clip) it has InfoNCE's value and feature gradients too: InfoNCE's push of image i
+// away from its twin caption is cancelled by the twin's own target. It differs only where
+// equal captions can get different features.
 Tensor multi_positive_clip_loss(const Tensor& logits, const std::vector<int64_t>& group);
 
 // OpenAI's initialisation of a whole CLIP (initialize_parameters in model.py), seeded.

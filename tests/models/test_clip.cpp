@@ -355,6 +355,38 @@ TEST_CASE("clip model: multi-positive contrastive loss on a batch with a repeate
                              cross_entropy(sq.transpose(0, 1).contiguous(), Tensor::arange(3))), 0.5);
     CHECK(multi_positive_clip_loss(sq, {0, 1, 2}).item() == doctest::Approx(infonce.item()).epsilon(1e-12));
   }
+  SUBCASE("a repeated caption with one text embedding: InfoNCE's loss and feature gradients") {
+    // In pretrain-clip equal captions are the same tokens through the same tower, so their
+    // features are equal. Then each pair of equal logits makes the soft target's loss equal
+    // the one-hot loss, and the twins' feature gradients sum to the same total: the soft
+    // targets change nothing (issue 12's note). Features: x [3, 2] images; the texts are
+    // rows {0, 1, 0} of u [2, 2].
+    auto run = [&](bool multi, std::vector<double>& gx, std::vector<double>& gu) {
+      Tensor x = Tensor::from_vector(std::vector<double>{0.3, -1.2, 0.8, 0.5, -0.4, 1.1}, {3, 2});
+      Tensor u = Tensor::from_vector(std::vector<double>{1.0, 0.2, -0.6, 0.9}, {2, 2});
+      x.set_requires_grad(true);
+      u.set_requires_grad(true);
+      Tensor t = index_select(u, 0, Tensor::from_vector(std::vector<int64_t>{0, 1, 0}, {3}));
+      Tensor sims = mul(matmul(x, t.transpose(0, 1)), 3.0);
+      Tensor loss = multi ? multi_positive_clip_loss(sims, {7, 3, 7})
+                          : mul(add(cross_entropy(sims, Tensor::arange(3)),
+                                    cross_entropy(sims.transpose(0, 1).contiguous(), Tensor::arange(3))), 0.5);
+      loss.backward();
+      gx = x.grad().to_vector<double>();
+      gu = u.grad().to_vector<double>();
+      return loss.item();
+    };
+    std::vector<double> gx_info, gu_info, gx_multi, gu_multi;
+    const double info = run(false, gx_info, gu_info), multi = run(true, gx_multi, gu_multi);
+    CHECK(multi == doctest::Approx(info).epsilon(1e-12));
+    for (size_t i = 0; i < gx_info.size(); ++i) CHECK(gx_multi[i] == doctest::Approx(gx_info[i]).epsilon(1e-12));
+    for (size_t i = 0; i < gu_info.size(); ++i) CHECK(gu_multi[i] == doctest::Approx(gu_info[i]).epsilon(1e-12));
+    // ...while the logits' own targets differ: the loss is not InfoNCE for unequal twins.
+    Tensor unequal = Tensor::from_vector(std::vector<double>(z.begin(), z.begin() + 9), {3, 3});
+    Tensor infonce = mul(add(cross_entropy(unequal, Tensor::arange(3)),
+                             cross_entropy(unequal.transpose(0, 1).contiguous(), Tensor::arange(3))), 0.5);
+    CHECK(std::abs(multi_positive_clip_loss(unequal, {7, 3, 7}).item() - infonce.item()) > 1e-3);
+  }
   CHECK_THROWS_WITH_AS(multi_positive_clip_loss(Tensor::from_vector(z, {B, C}), {1, 2}),
                        doctest::Contains("multi_positive_clip_loss"), std::exception);
 }
