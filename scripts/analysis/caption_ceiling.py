@@ -9,21 +9,21 @@ the same images will not either. Decodes the JPEGs with ImageMagick's `convert`.
 
 usage: caption_ceiling.py DATA_ROOT [STEPS=1500]
 """
-import re, subprocess, sys, time
+import subprocess, sys, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+from fashion_motion import NOUNS, POSTURES, read_captions, which
 
 root = sys.argv[1]
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 1500
 torch.manual_seed(0); np.random.seed(0)
-nouns = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
 
 def load(part):
-    rows = [l.rstrip('\n').split('\t') for l in open(f'{root}/captions/{part}.tsv')]
-    raw = subprocess.run(['convert', *[f'{root}/captions/{r[0]}' for r in rows], '-depth', '8', 'rgb:-'],
+    rows = read_captions(root, part)
+    raw = subprocess.run(['convert', *[p for p, _ in rows], '-depth', '8', 'rgb:-'],
                          check=True, stdout=subprocess.PIPE).stdout
     x = np.frombuffer(raw, np.uint8).reshape(len(rows), 40, 40, 3).astype(np.float32) / 255
-    noun = [max((i for i, n in enumerate(nouns) if re.search(rf'\b{n}s?\b', c)), key=lambda i: len(nouns[i])) for _, c in rows]
-    posture = [0 if 'upright' in c else 1 if 'on its side' in c else 2 for _, c in rows]
+    noun = [which(c, NOUNS) for _, c in rows]
+    posture = [which(c, POSTURES) for _, c in rows]
     return torch.tensor(x).permute(0, 3, 1, 2), torch.tensor(noun), torch.tensor(posture)
 
 Xt, nt, pt = load('train')

@@ -11,33 +11,17 @@ image embedding does not hold it. Issue 12's note. Needs python3-numpy and pytho
 
 usage: clip_linear_probe.py DATA_ROOT CLIP.safetensors [VERBCLIP]
 """
-import json, os, subprocess, sys, tempfile
+import sys
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from fashion_motion import NOUNS, POSTURES, embed, read_captions, which
 
 root, weights = sys.argv[1], sys.argv[2]
 vc = sys.argv[3] if len(sys.argv) > 3 else 'build/bin/verbclip'
-NOUNS = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
-POSTURES = ['standing upright', 'lying on its side', 'hanging upside down']
-
-
-def which(caption, options):
-    """Index of the option the caption names (word-bounded: 'shirt' does not match 't-shirt')."""
-    found = [i for i, o in enumerate(options) if f' {o} ' in f' {caption} ']
-    if len(found) != 1:
-        sys.exit(f'clip_linear_probe: caption "{caption}" names {len(found)} of {options}')
-    return found[0]
-
-
-rows = {s: [l.rstrip('\n').split('\t') for l in open(f'{root}/captions/{s}.tsv')] for s in ('train', 'val')}
-paths = [f'{root}/captions/{p}' for s in ('train', 'val') for p, _ in rows[s]]
+rows = {s: read_captions(root, s) for s in ('train', 'val')}
+paths = [p for s in ('train', 'val') for p, _ in rows[s]]
 captions = [c for s in ('train', 'val') for _, c in rows[s]]
-with tempfile.TemporaryDirectory() as tmp:
-    out = os.path.join(tmp, 'embed.json')
-    subprocess.run([vc, 'embed', '--weights', weights, '--resize', '0', '--out', out, '--image', *paths,
-                    '--text', *[f'a photo of a {n}' for n in NOUNS]], check=True, stdout=subprocess.DEVNULL)
-    e = json.load(open(out))
-X, T = np.array(e['image_embeds']), np.array(e['text_embeds'])
+X, T = embed(vc, weights, paths, [f'a photo of a {n}' for n in NOUNS])
 ntr = len(rows['train'])
 noun = np.array([which(c, NOUNS) for c in captions])
 posture = np.array([which(c, POSTURES) for c in captions])

@@ -10,9 +10,10 @@ separate". Needs python3-numpy and python3-sklearn.
 
 usage: frame_mean_probe.py DATA_ROOT CLIP.safetensors [VERBCLIP]
 """
-import json, os, subprocess, sys, tempfile
+import sys
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from fashion_motion import embed
 
 root, weights = sys.argv[1], sys.argv[2]
 vc = sys.argv[3] if len(sys.argv) > 3 else 'build/bin/verbclip'
@@ -29,13 +30,7 @@ for part, per_class in (('train', 40), ('val', 10)):
         count[y] = count.get(y, 0) + 1
         images += [f'{root}/rawframes/{vid}/img_{f:05d}.jpg' for f in range(2, 17, 2)]
         split.append(part); labels.append(y)
-with tempfile.TemporaryDirectory() as tmp:
-    out = os.path.join(tmp, 'embed.json')
-    subprocess.run([vc, 'embed', '--weights', weights, '--resize', '0', '--out', out, '--image', *images,
-                    '--text', *[f'a video of a clothing item {n}.' for n in names]],
-                   check=True, stdout=subprocess.DEVNULL)
-    e = json.load(open(out))
-X = np.array(e['image_embeds']).reshape(len(labels), 8, -1)
+X = embed(vc, weights, images, [f'a video of a clothing item {n}.' for n in names])[0].reshape(len(labels), 8, -1)
 y, train = np.array(labels), np.array([s == 'train' for s in split])
 fam = np.array([family(k) for k in y])
 

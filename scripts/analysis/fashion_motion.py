@@ -1,0 +1,30 @@
+"""What the analysis scripts share: Fashion-Motion's caption lists and `verbclip embed`."""
+import json, os, subprocess, sys, tempfile
+import numpy as np
+
+NOUNS = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
+POSTURES = ['standing upright', 'lying on its side', 'hanging upside down']
+
+
+def read_captions(root, part):
+    """(image path, caption) rows of DATA_ROOT/captions/{part}.tsv, the paths made whole."""
+    return [(f'{root}/captions/{p}', c) for p, c in
+            (l.rstrip('\n').split('\t') for l in open(f'{root}/captions/{part}.tsv'))]
+
+
+def which(caption, options):
+    """Index of the one option the caption names (word-bounded: 'shirt' does not match 't-shirt')."""
+    found = [i for i, o in enumerate(options) if f' {o} ' in f' {caption} ']
+    if len(found) != 1:
+        sys.exit(f'caption "{caption}" names {len(found)} of {options}, not one')
+    return found[0]
+
+
+def embed(vc, weights, images, texts):
+    """L2-normalised CLIP embeddings (centre crop, no resize): images [N, D], texts [M, D]."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, 'embed.json')
+        subprocess.run([vc, 'embed', '--weights', weights, '--resize', '0', '--out', out,
+                        '--image', *images, '--text', *texts], check=True, stdout=subprocess.DEVNULL)
+        e = json.load(open(out))
+    return np.array(e['image_embeds']), np.array(e['text_embeds'])
