@@ -13,6 +13,8 @@ import subprocess, sys, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from fashion_motion import NOUNS, POSTURES, read_captions, which
 
+if len(sys.argv) < 2:
+    sys.exit(__doc__)
 root = sys.argv[1]
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 1500
 torch.manual_seed(0); np.random.seed(0)

@@ -16,6 +16,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from fashion_motion import NOUNS, POSTURES, embed, read_captions, which
 
+if len(sys.argv) < 3:
+    sys.exit(__doc__)
 root, weights = sys.argv[1], sys.argv[2]
 vc = sys.argv[3] if len(sys.argv) > 3 else 'build/bin/verbclip'
 rows = {s: read_captions(root, s) for s in ('train', 'val')}

@@ -8,8 +8,10 @@ POSTURES = ['standing upright', 'lying on its side', 'hanging upside down']
 
 def read_captions(root, part):
     """(image path, caption) rows of DATA_ROOT/captions/{part}.tsv, the paths made whole."""
-    return [(f'{root}/captions/{p}', c) for p, c in
-            (l.rstrip('\n').split('\t') for l in open(f'{root}/captions/{part}.tsv'))]
+    path = f'{root}/captions/{part}.tsv'
+    if not os.path.isfile(path):
+        sys.exit(f'{path}: no such file (DATA_ROOT is a folder written by `verbclip make-data`)')
+    return [(f'{root}/captions/{p}', c) for p, c in (l.rstrip('\n').split('\t') for l in open(path))]
 
 
 def which(caption, options):
@@ -22,6 +24,9 @@ def which(caption, options):
 
 def embed(vc, weights, images, texts):
     """L2-normalised CLIP embeddings (centre crop, no resize): images [N, D], texts [M, D]."""
+    for f in (vc, weights):
+        if not os.path.isfile(f):
+            sys.exit(f'{f}: no such file')
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, 'embed.json')
         subprocess.run([vc, 'embed', '--weights', weights, '--resize', '0', '--out', out,

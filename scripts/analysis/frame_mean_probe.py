@@ -15,6 +15,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from fashion_motion import embed
 
+if len(sys.argv) < 3:
+    sys.exit(__doc__)
 root, weights = sys.argv[1], sys.argv[2]
 vc = sys.argv[3] if len(sys.argv) > 3 else 'build/bin/verbclip'
 names = [l.split(',', 1)[1].strip() for l in open(f'{root}/labels.csv').read().splitlines()[1:]]
