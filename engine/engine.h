@@ -5,6 +5,7 @@
 #include "engine/core/tensor.h"
 #include "engine/core/threads.h"
 #include "engine/ops/attention.h"
+#include "engine/ops/conv.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/gumbel_softmax.h"
 #include "engine/ops/index.h"

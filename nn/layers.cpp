@@ -148,37 +148,7 @@ void Conv2d::reset_own_parameters(Generator& gen) {
 Tensor Conv2d::forward(const Tensor& images) const {
   VC_CHECK(images.dim() == 4 && images.size(1) == in_channels, "Conv2d: images ", images.shape(),
            " are not [B, ", in_channels, ", H, W]");
-  const int64_t B = images.size(0), C = in_channels, k = kernel, s = stride;
-  const int64_t H = images.size(2) + 2 * padding, W = images.size(3) + 2 * padding;
-  VC_CHECK(H >= k && W >= k, "Conv2d: images ", images.shape(), " are smaller than the kernel ", k);
-  const int64_t Ho = (H - k) / s + 1, Wo = (W - k) / s + 1;
-  Tensor x = images;
-  if (padding > 0) {  // zeros around the image: rows above and below, then columns
-    Tensor rows = Tensor::zeros({B, C, padding, images.size(3)}, x.dtype(), x.device());
-    x = concat({rows, x, rows}, 2);
-    Tensor cols = Tensor::zeros({B, C, H, padding}, x.dtype(), x.device());
-    x = concat({cols, x, cols}, 3);
-  }
-  // Tap (dy, dx) sees x[:, :, dy + s·i, dx + s·j]: a window of Ho·s rows (Wo·s columns), of
-  // which every s-th is kept (a view, as one slot of a [.., Ho, s, Wo, s] reshape).
-  std::vector<Tensor> taps;
-  taps.reserve(size_t(k * k));
-  for (int64_t dy = 0; dy < k; ++dy)
-    for (int64_t dx = 0; dx < k; ++dx) {
-      const int64_t hn = std::min(Ho * s, H - dy), wn = std::min(Wo * s, W - dx);
-      Tensor t = x.narrow(2, dy, hn).narrow(3, dx, wn);
-      if (s > 1) {  // a last window that runs off the edge is padded with zeros first
-        if (hn < Ho * s) t = concat({t, Tensor::zeros({B, C, Ho * s - hn, wn}, x.dtype(), x.device())}, 2);
-        if (wn < Wo * s) t = concat({t, Tensor::zeros({B, C, Ho * s, Wo * s - wn}, x.dtype(), x.device())}, 3);
-        t = t.reshape({B, C, Ho, s, Wo, s}).select(5, 0).select(3, 0);
-      }
-      taps.push_back(t);
-    }
-  // [B, C, k·k, Ho, Wo] -> rows [B, Ho·Wo, C·k·k] in the weight's (c, ky, kx) order.
-  Tensor cols = stack(taps, 2).permute({0, 3, 4, 1, 2}).reshape({B, Ho * Wo, C * k * k});
-  Tensor y = matmul(cols, weight.reshape({out_channels, C * k * k}).transpose(0, 1));
-  if (bias.defined()) y = add(y, bias);
-  return y.reshape({B, Ho, Wo, out_channels}).permute({0, 3, 1, 2}).contiguous();
+  return conv2d(images, weight, bias, stride, padding);
 }
 
 // ---------------------------------------------------------------- MLP

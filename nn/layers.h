@@ -78,10 +78,8 @@ class PatchEmbed : public Module {
   void reset_own_parameters(Generator& gen) override;
 };
 
-// A 2-D convolution ([B, C, H, W] -> [B, out, H', W'], PyTorch's weight layout [out, C, k, k]),
-// composed from engine ops rather than a kernel of its own: the zero-padded input's k·k
-// shifted (and strided) views are stacked into im2col rows and multiplied by the weight, so
-// its backward is that of narrow, concat and matmul. Meant for small stems, not deep CNNs.
+// A 2-D convolution ([B, C, H, W] -> [B, out, H', W'], PyTorch's weight layout [out, C, k, k])
+// on the engine's conv2d op: a direct kernel, meant for small stems, not deep CNNs.
 class Conv2d : public Module {
  public:
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,

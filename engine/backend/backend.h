@@ -146,6 +146,25 @@ struct NormKernels {
                                  int64_t ignore_index);
 };
 
+// A 2-D convolution over contiguous NCHW images: x [B, C, H, W], w [O, C, k, k], bias [O] (or
+// null), y [B, O, Ho, Wo] with Ho = (H + 2p - k) / s + 1 (Wo likewise) and zeros outside x.
+struct ConvShape {
+  int64_t B, C, H, W, O, k, s, p, Ho, Wo;
+};
+
+struct ConvKernels {
+  // y[b, o, i, j] = bias[o] + sum over (c, ky, kx), in that order, of
+  // w[o, c, ky, kx] * x[b, c, i·s + ky - p, j·s + kx - p], one fused multiply-add per term.
+  void (*conv2d)(DType t, const void* x, const void* w, const void* bias, void* y,
+                 const ConvShape& g);
+  // gx [B, C, H, W], gw [O, C, k, k], gb [O], each written only when not null. gx: each image
+  // adds, over output rows i (increasing) and taps (c, ky, kx), the sum over o of w · gy.
+  // gw and gb: per output column j a lane sum over (b, i) in order, then the lanes summed in j
+  // order; one owner per weight.
+  void (*conv2d_backward)(DType t, const void* x, const void* w, const void* gy, void* gx,
+                          void* gw, void* gb, const ConvShape& g);
+};
+
 enum class Distribution { Uniform, Normal, Gumbel };
 
 struct RandomKernels {
@@ -163,6 +182,7 @@ struct Backend {
   MatmulKernels matmul;
   IndexKernels index;
   NormKernels norm;
+  ConvKernels conv;
   RandomKernels random;
   AttentionKernels attention;
   SpecialKernels special;

@@ -113,6 +113,10 @@ double dense_flops(const char* op, const char* kind, const std::vector<Shape>& i
   return 0;
 }
 
+void count_flops(double flops) {
+  if (enabled() && !t_stack.empty()) t_stack.back().flops += flops;
+}
+
 void Scope::begin(const char* name, const char* kind, double flops) {
   if (active_ || !enabled()) return;
   active_ = true;

@@ -17,7 +17,9 @@
 // batch entry) and attention (2·B·H·Lq·Lk·(d + dv), dense: tiles a mask skips are counted);
 // the attention backward closure counts twice its forward (dQ, dK, dV, dP: four GEMMs of the
 // forward's size, no recomputation). matmul's backward closure counts nothing itself: the
-// matmuls it runs count themselves. Nothing else counts FLOPs.
+// matmuls it runs count themselves. conv2d counts itself (count_flops): 2·B·O·Ho·Wo·C·k·k
+// forward, and that once for each of the weight and input gradients asked for. Nothing else
+// counts FLOPs.
 //
 // Scopes are per thread (a thread-local stack); the totals are shared under a mutex. An op
 // run on a worker thread while its caller waits is counted on both threads' clocks, so
@@ -53,6 +55,10 @@ std::string table();
 // The FLOPs counted for an op (kind "op") or a backward closure (kind "backward") of `op`
 // with these input shapes; 0 for anything but matmul and attention.
 double dense_flops(const char* op, const char* kind, const std::vector<Shape>& input_shapes);
+
+// Adds to the FLOP count of this thread's innermost open scope: for ops whose count needs more
+// than their input shapes (conv2d: stride, padding and which gradients are asked for).
+void count_flops(double flops);
 
 // One timed region. Does nothing (and costs one flag check) while the profiler is off.
 class Scope {

@@ -507,6 +507,11 @@ std::vector<Case> special_cases() {
                     return TensorList{t.values, t.indices, t2.values, t2.indices};
                   },
                   {0}});
+  for (int64_t s : {1, 2})
+    cs.push_back({"conv2d 3x3 stride " + std::to_string(s),
+                  [] { return TensorList{R({2, 3, 9, 21}, 90), R({5, 3, 3, 3}, 91), R({5}, 92)}; },
+                  [s](const TensorList& in) { return one(conv2d(in[0], in[1], in[2], s, 1)); },
+                  {0, 1, 2}});
   cs.push_back({"argsort", [] { return TensorList{R({3, 257}, 89)}; },
                 [](const TensorList& in) {
                   return TensorList{argsort(in[0], -1, false), argsort(in[0], 0, true)};

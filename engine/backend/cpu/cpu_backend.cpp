@@ -14,6 +14,7 @@ const Backend& cpu_backend() {
       {cpu_kernels::index_select, cpu_kernels::index_add, cpu_kernels::gather, cpu_kernels::scatter_add},
       {cpu_kernels::softmax, cpu_kernels::softmax_backward, cpu_kernels::layernorm, cpu_kernels::layernorm_backward,
        cpu_kernels::cross_entropy, cpu_kernels::cross_entropy_backward},
+      {cpu_kernels::conv2d, cpu_kernels::conv2d_backward},
       {cpu_kernels::fill_random},
       cpu_kernels::attention_kernels(),
       cpu_kernels::special_kernels(),

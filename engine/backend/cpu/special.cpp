@@ -1,30 +1,9 @@
 // CPU kernels of the special family: the table. The kernels live in special_merge.cpp
 // (bipartite matching, token merge), special_shift.cpp (temporal channel shift) and
-// special_topk.cpp (top-k / argsort); their declarations are here because only this file
-// puts them into the table.
+// special_topk.cpp (top-k / argsort); engine/backend/kernel_declarations.h declares them.
 #include "engine/backend/cpu/cpu_kernels.h"
 
 namespace vc::cpu_kernels {
-
-// special_merge.cpp
-void bipartite_match(DType t, const void* metric, int64_t batch, int64_t n, int64_t c, int64_t r,
-                     bool protect_first, bool unm_by_position, int64_t* unm, int64_t* src,
-                     int64_t* dst);
-void token_merge(DType t, const void* x, const void* sizes, const int64_t* unm,
-                 const int64_t* src, const int64_t* dst, void* y, void* new_sizes, int64_t batch,
-                 int64_t n, int64_t r, int64_t c);
-void token_merge_backward(DType t, const void* gy, const void* sizes, const void* new_sizes,
-                          const int64_t* unm, const int64_t* src, const int64_t* dst, void* gx,
-                          int64_t batch, int64_t n, int64_t r, int64_t c);
-// special_shift.cpp
-void channel_shift(DType t, const void* x, const int64_t* table, void* y, int64_t outer,
-                   int64_t frames, int64_t rows, int64_t c, int64_t table_c, bool keep_first_row);
-void channel_shift_backward(DType t, const void* gy, const int64_t* table, void* gx,
-                            int64_t outer, int64_t frames, int64_t rows, int64_t c,
-                            int64_t table_c, bool keep_first_row);
-// special_topk.cpp
-void topk(DType t, const void* x, void* values, int64_t* idx, int64_t rows, int64_t n, int64_t k,
-          bool largest);
 
 SpecialKernels special_kernels() {
   SpecialKernels k;

@@ -83,6 +83,7 @@ const Backend* cuda_backend_init() {
         {cuda_kernels::softmax, cuda_kernels::softmax_backward, cuda_kernels::layernorm,
          cuda_kernels::layernorm_backward, cuda_kernels::cross_entropy,
          cuda_kernels::cross_entropy_backward},
+        {cuda_kernels::conv2d, cuda_kernels::conv2d_backward},
         {cuda_kernels::fill_random},
         cuda_kernels::attention_kernels(),
         cuda_kernels::special_kernels(),
