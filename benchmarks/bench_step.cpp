@@ -22,7 +22,9 @@
 // 2·B·H·Lq·Lk·(d + dv) (S = Q Kᵀ and O = P V, dense: masked tiles are counted). A step is
 // the forward, plus twice the forward for each GEMM whose input and weight both need a
 // gradient (dX = dY Wᵀ and dW = Xᵀ dY) and once for a GEMM whose input needs none (the patch
-// embedding: dW only); attention's backward is twice its forward (dQ, dK, dV, dP). Elementwise
+// embedding: dW only); a convolution (the tiny CLIP's stem) is 2·B·O·Ho·Wo·C·k·k, and that
+// again for each of its weight and input gradients; attention's backward is twice its forward
+// (dQ, dK, dV, dP). Elementwise
 // ops, normalisation, softmax and the optimizer are not counted. For "tiny" the count is a
 // closed formula (tiny_step_flops) and the profiler's count from the executed ops' shapes is
 // printed beside it as a check; for the video models it is the count from the executed shapes
@@ -241,7 +243,7 @@ std::string family_of(const profiler::Entry& e) {
   static const std::set<std::string> copies = {"clone", "concat", "to_dtype", "to_device", "view",
                                                "permute", "narrow", "expand"};
   if (e.phase == "optimizer") return "optimizer";
-  if (e.name == "matmul") return "matmul";
+  if (e.name == "matmul" || e.name == "conv2d") return "matmul";
   if (e.name == "attention") return "attention";
   if (e.name == "layer_norm") return "layernorm";
   if (e.name == "softmax" || e.name == "log_softmax" || e.name == "cross_entropy") return "softmax/loss";
@@ -252,7 +254,7 @@ std::string family_of(const profiler::Entry& e) {
 
 // What each family holds, for the report.
 const char* kFamilyRule =
-    "self time of engine ops and backward closures by op name: matmul; attention; layer_norm; "
+    "self time of engine ops and backward closures by op name: matmul (and conv2d); attention; layer_norm; "
     "elementwise = unary/binary/compare/where and the reductions sum/mean/var/max/min; "
     "softmax/loss = softmax, log_softmax, cross_entropy; copies = clone (contiguous), concat, "
     "to_dtype/to_device and the views (view/permute/narrow/expand: their backward closures pad "

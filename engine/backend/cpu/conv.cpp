@@ -178,6 +178,7 @@ void conv2d_grad_weight(const T* x, const T* gy, T* gw, T* gb, const ConvShape& 
               for (int64_t t = 0; t < taps; ++t) {
                 const T* r = rows.data() + t * Wp + j0;
                 const int64_t at = t * Wp + j0;
+#pragma GCC ivdep  // a0..a3 and r never overlap: no run-time overlap checks in the loop
                 for (int64_t l = 0; l < kLanes; ++l) {
                   a0[at + l] = std::fma(g0[l], r[l], a0[at + l]);
                   a1[at + l] = std::fma(g1[l], r[l], a1[at + l]);
