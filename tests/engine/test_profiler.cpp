@@ -103,6 +103,23 @@ TEST_CASE("profiler: attention counts dense FLOPs, twice as many in its backward
   CHECK(m["backward/backward/attention"].flops == 2 * fwd);
 }
 
+TEST_CASE("profiler: conv2d counts its own FLOPs, once per gradient asked for") {
+  // [2, 3, 9, 8] -> stride 2, padding 1, k 3: Ho = 5, Wo = 4; 2·B·O·Ho·Wo·C·k·k
+  const double fwd = 2.0 * 2 * 4 * 5 * 4 * 3 * 3 * 3;
+  for (bool input_grad : {false, true}) {
+    CAPTURE(input_grad);
+    Tensor x = randn({2, 3, 9, 8}, 4, DType::F32).set_requires_grad(input_grad);
+    Tensor w = randn({4, 3, 3, 3}, 5, DType::F32).set_requires_grad(true);
+    Profiling on;
+    sum(conv2d(x, w, Tensor(), 2, 1)).backward();
+    auto m = by_key();
+    REQUIRE(m.count("forward/op/conv2d"));
+    CHECK(m["forward/op/conv2d"].flops == fwd);
+    REQUIRE(m.count("backward/backward/conv2d"));
+    CHECK(m["backward/backward/conv2d"].flops == (input_grad ? 2 : 1) * fwd);
+  }
+}
+
 TEST_CASE("profiler: phases from PhaseGuard, and reset drops every entry") {
   Profiling on;
   {
