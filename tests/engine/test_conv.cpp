@@ -1,8 +1,8 @@
 // conv2d: its bits equal scalar loops written here in the kernel's documented order (so no
 // vector width can change them), its values and gradients equal the convolution composed
 // from other engine ops (padding by concat, shifted views stacked into im2col rows, one
-// matmul: what nn::Conv2d was before it had a kernel), the same bits for 1 and 2 threads, and
-// errors that name the shapes. nn's tests add the float64 gradcheck (tests/nn).
+// matmul: what nn::Conv2d was before it had a kernel), central differences in float64, the
+// same bits for 1 and 2 threads, and errors that name the shapes.
 #include <cmath>
 
 #include "tests/engine/ref.h"
@@ -150,6 +150,17 @@ TEST_CASE("conv2d equals its composition from engine ops, forward and gradients 
       CAPTURE(i);
       CHECK(max_abs_diff(grads[0][size_t(i)], grads[1][size_t(i)]) < 1e-12);
     }
+  }
+}
+
+TEST_CASE("gradcheck: conv2d, input, weight and bias (float64)") {
+  for (Geometry g : {Geometry{2, 2, 5, 6, 3, 3, 1, 1}, Geometry{1, 2, 7, 5, 2, 3, 3, 2},
+                     Geometry{2, 3, 4, 4, 2, 1, 1, 0}}) {
+    CAPTURE(g.k);
+    CAPTURE(g.s);
+    gradcheck([&](const TensorList& in) { return conv2d(in[0], in[1], in[2], g.s, g.p); },
+              {randn({g.B, g.C, g.H, g.W}, 31), randn({g.O, g.C, g.k, g.k}, 32), randn({g.O}, 33)},
+              "conv2d");
   }
 }
 

@@ -139,13 +139,13 @@ void conv2d_grad_input(const T* w, const T* gy, T* gx, const ConvShape& g) {
 // summed in j order. Fixed blocks: the partition never depends on the thread count.
 template <class T>
 void conv2d_grad_weight(const T* x, const T* gy, T* gw, T* gb, const ConvShape& g) {
-  constexpr int64_t kOutBlock = 8;
+  constexpr int64_t kOutBlock = 2 * kOuts;  // a multiple of kOuts: the groups below fill it
   const int64_t taps = g.C * g.k * g.k, Wo = g.Wo, Wp = padded(Wo);
   const int64_t blocks = (g.O + kOutBlock - 1) / kOutBlock;
 #pragma omp parallel if (g.B * g.Ho * g.O * Wo * taps > 65536)
   {
-    std::vector<T> rows(size_t(taps * Wp)), grow(size_t(4 * Wp), T(0)),
-        acc(size_t((kOutBlock + 4) * taps * Wp)), accb(size_t((kOutBlock + 4) * Wp));
+    std::vector<T> rows(size_t(taps * Wp)), grow(size_t(kOuts * Wp), T(0)),
+        acc(size_t(kOutBlock * taps * Wp)), accb(size_t(kOutBlock * Wp));
 #pragma omp for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t o0 = blk * kOutBlock, o1 = std::min(g.O, o0 + kOutBlock);
@@ -156,9 +156,9 @@ void conv2d_grad_weight(const T* x, const T* gy, T* gw, T* gb, const ConvShape& 
           if (gw) gather_rows(x + b * g.C * g.H * g.W, g, i, rows.data());
           // four channels at a time, written out so that the lanes vectorise (zero rows of
           // gy stand in past O)
-          for (int64_t q0 = o0; q0 < o1; q0 += 4) {
-            const T* gq[4];
-            for (int64_t q = 0; q < 4; ++q) {
+          for (int64_t q0 = o0; q0 < o1; q0 += kOuts) {
+            const T* gq[kOuts];
+            for (int64_t q = 0; q < kOuts; ++q) {
               T* dst = grow.data() + q * Wp;
               if (q0 + q < o1) std::copy_n(gy + ((b * g.O + q0 + q) * g.Ho + i) * Wo, Wo, dst);
               else std::fill(dst, dst + Wo, T(0));

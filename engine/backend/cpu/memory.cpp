@@ -86,11 +86,6 @@ void release_cache() {
 }
 
 namespace {
-// A strided copy as a loop nest over the output's order. Axes of length 1 are dropped and
-// neighbouring axes merged where both sides are contiguous across them, so a view copies in as
-// few and as long rows as its layout allows. Each chunk of rows unravels its first row once,
-// then steps an odometer: a division per row was most of the time before (34 ms for the tiny
-// CLIP's 8.4 M-element patchify of a 4-float row each, issue 13).
 // Copies the nest (shape, ss, ds) where axis a is the input's contiguous one and the last axis
 // the output's: for every index of the other axes, a [shape[a], shape[last]] block in 16 x 16
 // tiles. Strips of 16 along axis a go to the threads.
@@ -125,6 +120,11 @@ void copy_transposed(const T* src, int64_t s_off, T* dst, int64_t d_off, int nd,
   }
 }
 
+// A strided copy as a loop nest over the output's order. Axes of length 1 are dropped and
+// neighbouring axes merged where both sides are contiguous across them, so a view copies in as
+// few and as long rows as its layout allows. Each chunk of rows unravels its first row once,
+// then steps an odometer: a division per row was most of the time before (34 ms for the tiny
+// CLIP's 8.4 M-element patchify of a 4-float row each, issue 13).
 template <class T>
 void copy_strided_t(const T* src, const StridedDesc& s, T* dst, const StridedDesc& d) {
   int nd = 0;
