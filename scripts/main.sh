@@ -36,6 +36,8 @@ EPOCHS=""
 CAPTIONS_OPT=""
 CLIP_STEPS_OPT=""
 PASS=()  # the options every seed's run gets
+# positive OPTION VALUE: exits 2, naming the option, unless VALUE is a positive integer
+positive() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || { echo "main.sh: $1 must be a positive integer, got '$2'" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --out|--seed|--seeds|--protocols|--epochs|--captions|--clip-steps) [ $# -ge 2 ] || { echo "main.sh: $1 needs a value" >&2; exit 2; } ;;
@@ -46,15 +48,15 @@ while [ $# -gt 0 ]; do
     --seed) SEED="$2"; shift ;;
     --seeds) SEEDS="$2"; shift ;;
     --protocols) PROTOCOLS="$2"; PASS+=(--protocols "$2"); shift ;;
-    --epochs) EPOCHS="$2"; PASS+=(--epochs "$2"); shift ;;
-    --captions) CAPTIONS_OPT="$2"; PASS+=(--captions "$2"); shift ;;
-    --clip-steps) CLIP_STEPS_OPT="$2"; PASS+=(--clip-steps "$2"); shift ;;
+    --epochs) positive --epochs "$2"; EPOCHS="$2"; PASS+=(--epochs "$2"); shift ;;
+    --captions) positive --captions "$2"; CAPTIONS_OPT="$2"; PASS+=(--captions "$2"); shift ;;
+    --clip-steps) positive --clip-steps "$2"; CLIP_STEPS_OPT="$2"; PASS+=(--clip-steps "$2"); shift ;;
     *) echo "main.sh: unknown option '$1' (use --smoke, --out DIR, --seed N, --seeds N, --protocols supervised|all|extra, --epochs N, --captions N, --clip-steps N)" >&2; exit 2 ;;
   esac
   shift
 done
 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "main.sh: --seed must be a non-negative integer, got '$SEED'" >&2; exit 2; }
-[[ "$SEEDS" =~ ^[1-9][0-9]*$ ]] || { echo "main.sh: --seeds must be a positive integer, got '$SEEDS'" >&2; exit 2; }
+positive --seeds "$SEEDS"
 case "$PROTOCOLS" in
   supervised|all|extra) ;;
   *) echo "main.sh: --protocols must be supervised, all or extra, got '$PROTOCOLS'" >&2; exit 2 ;;
@@ -98,18 +100,10 @@ else
   TRAIN_PER_CLASS=100; VAL_PER_CLASS=10; TEST_PER_CLASS=40; CAPTIONS=8000
   CLIP_STEPS=1200; VIDEO_EPOCHS=12; BATCH=32
 fi
-if [ -n "$EPOCHS" ]; then
-  [[ "$EPOCHS" =~ ^[1-9][0-9]*$ ]] || { echo "main.sh: --epochs must be a positive integer, got '$EPOCHS'" >&2; exit 2; }
-  VIDEO_EPOCHS="$EPOCHS"
-fi
-if [ -n "$CAPTIONS_OPT" ]; then
-  [[ "$CAPTIONS_OPT" =~ ^[1-9][0-9]*$ ]] || { echo "main.sh: --captions must be a positive integer, got '$CAPTIONS_OPT'" >&2; exit 2; }
-  CAPTIONS="$CAPTIONS_OPT"
-fi
-if [ -n "$CLIP_STEPS_OPT" ]; then
-  [[ "$CLIP_STEPS_OPT" =~ ^[1-9][0-9]*$ ]] || { echo "main.sh: --clip-steps must be a positive integer, got '$CLIP_STEPS_OPT'" >&2; exit 2; }
-  CLIP_STEPS="$CLIP_STEPS_OPT"
-fi
+# the options that override a size (each checked when it was read)
+[ -z "$EPOCHS" ] || VIDEO_EPOCHS="$EPOCHS"
+[ -z "$CAPTIONS_OPT" ] || CAPTIONS="$CAPTIONS_OPT"
+[ -z "$CLIP_STEPS_OPT" ] || CLIP_STEPS="$CLIP_STEPS_OPT"
 THREADS=$(nproc)
 export OMP_WAIT_POLICY=PASSIVE
 START=$(date +%s)
