@@ -15,7 +15,7 @@
 // zero-shot accuracy stays below these figures at the same number of steps.
 //
 // Usage: bench_vision_learning [--steps 300] [--lr 1e-3] [--batch 128] [--test 1000]
-//                              [--patch 4] [--width 64] [--layers 3] [--heads width/64] [--stem 0]   (the tiny preset's)
+//                              [--patch 8] [--width 64] [--layers 3] [--heads width/64] [--stem 32]   (the tiny preset's)
 //                              [--schedule constant|cosine]   (cosine: 10% warmup, then to lr / 50)
 //                              [--variants centred,placed,postures,captions,curriculum] [--out FILE]
 // Prints JSON (and writes it to --out): per variant, the accuracy, the last training loss and

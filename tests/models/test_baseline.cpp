@@ -203,7 +203,7 @@ TEST_CASE("video-models: a few AdamW steps on random tiny data lower the baselin
 
 TEST_CASE("video-models: the tiny preset's float32 gradients equal float64 at the real shapes") {
   // The float32 fast paths (packed GEMM, attention and layer-norm kernels) against the float64
-  // reference path, on the tiny preset's own shapes (32x32 frames, 65 tokens, width 64).
+  // reference path, on the tiny preset's own shapes (32x32 frames, 17 tokens, width 64).
   clip::ClipConfig c = clip::ClipConfig::preset("tiny");
   c.vocab_size = 18;
   auto make = [&](DType dt) {

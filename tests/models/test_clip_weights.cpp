@@ -171,7 +171,7 @@ TEST_CASE("clip config: inferred from the shapes of every preset") {
     for (const auto& [key, shape] : expected_shapes(want))
       sd[key] = shape.empty() ? Tensor::scalar(0) : Tensor::zeros(Shape(shape.size(), 1)).expand(shape);
     CHECK(sd.count("visual.stem.weight") == (stem > 0 ? 1 : 0));
-    if (stem > 0) CHECK(sd.at("visual.conv1.weight").shape() == Shape{64, 8, 4, 4});
+    if (stem > 0) CHECK(sd.at("visual.conv1.weight").shape() == Shape{64, 8, want.patch_size, want.patch_size});
     CHECK(infer_config(sd) == want);
     CLIP model(want);
     nn::TensorDict built = model.state_dict();
