@@ -7,7 +7,7 @@
 #   video-conditional prompts) from that CLIP, evaluate them on the test list (and its noun zero-shot after fine-tuning),
 #   print the side-by-side table (overall top-1, families A/B/C/D, within-pair accuracy of C),
 #   then the same with every clip's frames reversed (the reversal flip of family C).
-# Sized for about 30 minutes on 2 cores (see the sizes below); --smoke runs every stage in a
+# Sized for under 20 minutes on 2 cores after the build (see the sizes below); --smoke runs every stage in a
 # few minutes on a much smaller dataset. Everything is seeded: two runs print the same table.
 # Usage: bash scripts/main.sh [--smoke] [--out DIR] [--seed N] [--seeds N] [--protocols P]
 #                             [--epochs N] [--captions N] [--clip-steps N]   (default DIR: runs/main)
@@ -90,9 +90,9 @@ if [ "$SMOKE" = 1 ]; then
   TRAIN_PER_CLASS=8; VAL_PER_CLASS=2; TEST_PER_CLASS=6; CAPTIONS=600
   CLIP_STEPS=40; VIDEO_EPOCHS=1; BATCH=16
 else
-  # Measured on 2 cores: CLIP pretraining ~700 pairs/s, baseline ~90 clips/s, CLAVER ~60
-  # clips/s, STDD ~45 clips/s (2-3x slower when the machine is loaded): pretraining ~3 min,
-  # baseline ~4 min, CLAVER ~6 min, STDD ~8 min, evaluation ~3 min, plus the build. CLAVER needs the 12 epochs to reach 90%
+  # Measured on 2 cores at c10e911 (18:36 in all): CLIP pretraining 1,830 pairs/s (9,600 steps
+  # in 11:11), then two lanes of one thread: STDD 4:09 + CLAVER 2:38 beside TC-CLIP 2:33 +
+  # baseline 2:11 + ALT 2:07; evaluation under a minute. CLAVER needs the 12 epochs to reach 90%
   # within-pair accuracy on family C (71.5% at 8; issue 8's note has the curve).
   # CLIP steps (issue 12): with patches of 4, zero-shot 48.8% at 1200 steps and 64.7% at 4800.
   # Patches of 8 cost a third per step, so the budget buys 8x the steps: 62.7% at 4800, 70.5%
