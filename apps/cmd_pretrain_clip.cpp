@@ -85,7 +85,9 @@ Config pretrain_defaults() {
   // 0.1, not 0 (issue 12, 9,600 steps): with posture and place in every caption, the bare
   // zero-shot prompt "a photo of a {noun}" is a text the towers never saw, and one seed's CLIP
   // failed it (27.9% zero-shot, 71.5% with "a photo of a {} standing upright"). A tenth of bare
-  // captions gave 68.3% on that seed and 70.3% (against 70.5%) on seed 1; place stayed 100%.
+  // captions gave 70.3 / 70.0 / 68.3% on seeds 1-3 (against 70.5 / 72.0 / 27.9%), place stayed
+  // 100% and the posture probe fell from 88.3 to 83.6% on average; the video models' top-1
+  // moved within their seed spread (README, "Over three seeds").
   c.declare("TRAIN.CAPTION_BARE", "0.1",
             "caption augmentation: drop posture and place together with this probability (a bare \"a [colour] noun\")");
   c.declare("TRAIN.NOUN_NEGATIVES", "0",
