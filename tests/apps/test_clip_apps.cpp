@@ -454,7 +454,8 @@ TEST_CASE("clip-apps: pretrain-clip lowers the loss, resumes exactly and tests z
   // The loss on the captions as written (the default caption augmentation makes the texts
   // of a few steps harder as it ramps in, so it is off here).
   std::vector<std::string> no_aug = with({"--out", plain});
-  for (const char* kv : {"TRAIN.CAPTION_KEEP_COLOUR", "1", "TRAIN.CAPTION_KEEP", "1", "TRAIN.CAPTION_PHOTO", "0"})
+  for (const char* kv : {"TRAIN.CAPTION_KEEP_COLOUR", "1", "TRAIN.CAPTION_KEEP", "1", "TRAIN.CAPTION_PHOTO", "0",
+                         "TRAIN.CAPTION_BARE", "0"})
     no_aug.push_back(kv);
   RunResult p = run_verbclip(no_aug);
   REQUIRE_MESSAGE(p.code == 0, p.output);
