@@ -16,9 +16,12 @@
 // Every FMA is written out, and no a * b + c is left for the compiler to contract or not.
 //
 // Blocking: op(B) of one batch entry is packed once into NR-wide panels per K block, shared
-// by all threads; each task (a fixed tile of rows x columns) packs its own MR-tall panels of
-// op(A) for one K block at a time (kept in L2) and runs the micro-kernel over them, with a
-// B micro-panel (kGemmKC x NR, in L1) reused across all the task's row panels.
+// by all threads; each task (a fixed tile of rows x columns) runs the micro-kernel over its
+// MR-row panels, with a B micro-panel (kGemmKC x NR, in L1) reused across all of them. op(A)
+// is read where it lies, not packed: the kernel broadcasts one A element per row and k
+// either way, and with this project's K of 64-256 packing A cost 40% of the kernel's time
+// (perf, the tiny CLIP's step). Rows past the edge re-read the last valid row; their sums
+// are never written.
 //
 // Threads: tasks have fixed sizes, whatever the thread count, and each writes its own
 // outputs, so the split never touches the arithmetic. When the output is a few tiles and K
@@ -46,9 +49,14 @@ namespace {
 constexpr int64_t KC = kGemmKC;
 
 // ---------------------------------------------------------------------------------------
-// Micro-kernels. a: MR x kc packed k-major (a[k * MR + i]); b: kc x NR (b[k * NR + j]).
-// Writes the m x n valid corner of the tile to c (row stride ldc): c = acc when `first`,
-// else c = c + acc.
+// Micro-kernels. op(A)[i][k] of the tile is a[i * ar + k * ak] for i < m (rows from m on
+// read row m - 1); b: kc x NR packed (b[k * NR + j]). Writes the m x n valid corner of the
+// tile to c (row stride ldc): c = acc when `first`, else c = c + acc.
+
+template <int MR>
+inline void rows_of(const float* a, int64_t ar, int m, const float** rows) {
+  for (int i = 0; i < MR; ++i) rows[i] = a + std::min(i, m - 1) * ar;
+}
 
 template <int MR, int NR>
 inline void write_edge(const float* acc, float* c, int64_t ldc, int m, int n, bool first) {
@@ -57,28 +65,32 @@ inline void write_edge(const float* acc, float* c, int64_t ldc, int m, int n, bo
 }
 
 template <int MR, int NR>
-void micro_scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m,
-                  int n, bool first) {
+void micro_scalar(int64_t kc, const float* a, int64_t ar, int64_t ak, const float* b, float* c,
+                  int64_t ldc, int m, int n, bool first) {
   float acc[MR * NR] = {};
-  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR)
+  const float* rows[MR];
+  rows_of<MR>(a, ar, m, rows);
+  for (int64_t k = 0; k < kc; ++k, b += NR)
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a[i], b[j], acc[i * NR + j]);
+      for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(rows[i][k * ak], b[j], acc[i * NR + j]);
   write_edge<MR, NR>(acc, c, ldc, m, n, first);
 }
 
 template <int MR>
-__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* a, const float* b,
-                                                    float* c, int64_t ldc, int m, int n,
-                                                    bool first) {
+__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* a, int64_t ar,
+                                                    int64_t ak, const float* b, float* c,
+                                                    int64_t ldc, int m, int n, bool first) {
   constexpr int NR = 16;
   __m256 acc[MR][2];
+  const float* rows[MR];
+  rows_of<MR>(a, ar, m, rows);
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR) {
+  for (int64_t k = 0; k < kc; ++k, b += NR) {
     __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      __m256 ai = _mm256_broadcast_ss(a + i);
+      __m256 ai = _mm256_broadcast_ss(rows[i] + k * ak);
       acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
     }
@@ -105,18 +117,20 @@ __attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* a, 
 }
 
 template <int MR>
-__attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const float* a, const float* b,
-                                                     float* c, int64_t ldc, int m, int n,
-                                                     bool first) {
+__attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const float* a, int64_t ar,
+                                                     int64_t ak, const float* b, float* c,
+                                                     int64_t ldc, int m, int n, bool first) {
   constexpr int NR = 32;
   __m512 acc[MR][2];
+  const float* rows[MR];
+  rows_of<MR>(a, ar, m, rows);
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR) {
+  for (int64_t k = 0; k < kc; ++k, b += NR) {
     __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      __m512 ai = _mm512_set1_ps(a[i]);
+      __m512 ai = _mm512_set1_ps(rows[i][k * ak]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
@@ -143,32 +157,8 @@ __attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const float* a,
 }
 
 // ---------------------------------------------------------------------------------------
-// Packing (no arithmetic). op(A)[i][k] is A[i * lda + k], or A[k * lda + i] when ta;
-// op(B)[k][j] is B[k * ldb + j], or B[j * ldb + k] when tb. Rows and columns past the edge
-// are zeros.
-
-// Rows i0..i0+m of op(A), products k0..k0+kc: panels of MR rows, each kc x MR.
-template <int MR>
-void pack_a(const float* A, int64_t lda, bool ta, int64_t i0, int64_t m, int64_t k0,
-            int64_t kc, float* out) {
-  for (int64_t p = 0; p < m; p += MR, out += MR * kc) {
-    int rows = int(std::min<int64_t>(MR, m - p));
-    if (ta) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = A + (k0 + k) * lda + i0 + p;
-        for (int i = 0; i < rows; ++i) out[k * MR + i] = src[i];
-        for (int i = rows; i < MR; ++i) out[k * MR + i] = 0;
-      }
-    } else {
-      for (int i = 0; i < rows; ++i) {
-        const float* src = A + (i0 + p + i) * lda + k0;
-        for (int64_t k = 0; k < kc; ++k) out[k * MR + i] = src[k];
-      }
-      for (int i = rows; i < MR; ++i)
-        for (int64_t k = 0; k < kc; ++k) out[k * MR + i] = 0;
-    }
-  }
-}
+// Packing (no arithmetic). op(B)[k][j] is B[k * ldb + j], or B[j * ldb + k] when tb.
+// Columns past the edge are zeros.
 
 // Columns j0..j0+n of op(B), products k0..k0+kc: panels of NR columns, each kc x NR.
 template <int NR>
@@ -196,22 +186,21 @@ void pack_b(const float* B, int64_t ldb, bool tb, int64_t k0, int64_t kc, int64_
 // ---------------------------------------------------------------------------------------
 // Paths.
 
-using MicroFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, int, bool);
-using PackAFn = void (*)(const float*, int64_t, bool, int64_t, int64_t, int64_t, int64_t, float*);
+using MicroFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, float*, int64_t,
+                         int, int, bool);
 using PackBFn = void (*)(const float*, int64_t, bool, int64_t, int64_t, int64_t, int64_t, float*);
 
 struct Path {
   int64_t mr, nr;
   int64_t mc, nc;  // a task's rows and columns: multiples of mr and nr
   MicroFn micro;
-  PackAFn pack_a;
   PackBFn pack_b;
 };
 
 const Path& path_of(GemmIsa isa) {
-  static const Path avx512{12, 32, 96, 1024, micro_avx512<12>, pack_a<12>, pack_b<32>};
-  static const Path avx2{6, 16, 96, 1024, micro_avx2<6>, pack_a<6>, pack_b<16>};
-  static const Path scalar{4, 16, 96, 1024, micro_scalar<4, 16>, pack_a<4>, pack_b<16>};
+  static const Path avx512{12, 32, 96, 1024, micro_avx512<12>, pack_b<32>};
+  static const Path avx2{6, 16, 96, 1024, micro_avx2<6>, pack_b<16>};
+  static const Path scalar{4, 16, 96, 1024, micro_scalar<4, 16>, pack_b<16>};
   return isa == GemmIsa::Avx512 ? avx512 : isa == GemmIsa::Avx2 ? avx2 : scalar;
 }
 
@@ -304,15 +293,15 @@ int64_t pack_b_chunks(const Path& path, const Problem& p) {
 // One task: a tile of rows x columns, over all K blocks (C = acc_0, then + acc_1, ...) or,
 // with split_k, over one block kb, whose acc goes to C (kb = 0) or to partial[kb - 1].
 void run_task(const Path& path, const Problem& p, const float* A, const float* bp, float* C,
-              float* partial, int64_t t, float* ap) {
+              float* partial, int64_t t) {
   int64_t tile = p.split_k ? t / p.kblocks : t;
   int64_t i0 = tile / p.col_tiles * path.mc, j0 = tile % p.col_tiles * path.nc;
   int64_t m = std::min(path.mc, p.M - i0), n = std::min(path.nc, p.N - j0);
   int64_t kb_begin = p.split_k ? t % p.kblocks : 0;
   int64_t kb_end = p.split_k ? kb_begin + 1 : p.kblocks;
+  int64_t ar = p.ta ? 1 : p.lda, ak = p.ta ? p.lda : 1;  // op(A)[i][k] = A[i * ar + k * ak]
   for (int64_t kb = kb_begin; kb < kb_end; ++kb) {
     int64_t kc = kc_of(p, kb);
-    path.pack_a(A, p.lda, p.ta, i0, m, kb * KC, kc, ap);
     float* dst = (p.split_k && kb > 0) ? partial + (kb - 1) * p.M * p.N : C;
     bool first = p.split_k || kb == 0;
     const float* bblock = b_block(bp, p, kb);
@@ -320,8 +309,8 @@ void run_task(const Path& path, const Problem& p, const float* A, const float* b
       const float* bpanel = bblock + (j0 + jr) * kc;
       int nn = int(std::min(path.nr, n - jr));
       for (int64_t ir = 0; ir < m; ir += path.mr) {
-        path.micro(kc, ap + ir * kc, bpanel, dst + (i0 + ir) * p.N + j0 + jr, p.N,
-                   int(std::min(path.mr, m - ir)), nn, first);
+        path.micro(kc, A + (i0 + ir) * ar + kb * KC * ak, ar, ak, bpanel,
+                   dst + (i0 + ir) * p.N + j0 + jr, p.N, int(std::min(path.mr, m - ir)), nn, first);
       }
     }
   }
@@ -343,20 +332,19 @@ void sgemm_plain(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t 
   Problem p = plan(path, ta, tb, M, N, K);
   double flops = 2.0 * double(batch) * double(M) * double(N) * double(K);
   bool parallel = flops > kParallelFlops;
-  size_t bsize = size_t(K) * size_t(p.npad), asize = size_t(path.mc) * size_t(KC);
+  size_t bsize = size_t(K) * size_t(p.npad);
   size_t psize = p.split_k ? size_t(p.kblocks - 1) * size_t(M) * size_t(N) : 0;
-  static thread_local Buffer a_buf, b_buf, partial_buf;
+  static thread_local Buffer b_buf, partial_buf;
 
   // Many small entries (attention heads): one entry per task, each on one thread.
   if (parallel && batch > 1 && flops / double(batch) < 2 * kParallelFlops) {
 #pragma omp parallel for schedule(dynamic)
     for (int64_t b = 0; b < batch; ++b) {
       float* bp = b_buf.get(bsize);
-      float* ap = a_buf.get(asize);
       float* part = partial_buf.get(psize);
       for (int64_t c = 0, chunks = pack_b_chunks(path, p); c < chunks; ++c)
         pack_b_chunk(path, p, B + b * sb, bp, c);
-      for (int64_t t = 0; t < p.tasks; ++t) run_task(path, p, A + b * sa, bp, C + b * sc, part, t, ap);
+      for (int64_t t = 0; t < p.tasks; ++t) run_task(path, p, A + b * sa, bp, C + b * sc, part, t);
       if (p.split_k) reduce_rows(p, C + b * sc, part, 0, M);
     }
     return;
@@ -369,12 +357,11 @@ void sgemm_plain(bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t 
   constexpr int64_t kReduceRows = 16;
 #pragma omp parallel if (parallel)
   {
-    float* ap = a_buf.get(asize);
     for (int64_t b = 0; b < batch; ++b) {
 #pragma omp for schedule(static)
       for (int64_t c = 0; c < chunks; ++c) pack_b_chunk(path, p, B + b * sb, bp, c);
 #pragma omp for schedule(dynamic)
-      for (int64_t t = 0; t < p.tasks; ++t) run_task(path, p, A + b * sa, bp, C + b * sc, part, t, ap);
+      for (int64_t t = 0; t < p.tasks; ++t) run_task(path, p, A + b * sa, bp, C + b * sc, part, t);
       if (p.split_k) {
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < M; r += kReduceRows)
