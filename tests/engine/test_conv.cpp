@@ -164,7 +164,7 @@ TEST_CASE("gradcheck: conv2d, input, weight and bias (float64)") {
   }
 }
 
-TEST_CASE("conv2d: the same bits for 1 and 2 threads") {
+TEST_CASE("conv2d: the same bits for 1, 2 and 3 threads") {
   // The tiny CLIP's stem at 16 frames: big enough for every kernel to run threaded.
   auto run = [] {
     Tensor x = randn({16, 3, 32, 32}, 21, DType::F32).set_requires_grad(true);
@@ -179,8 +179,11 @@ TEST_CASE("conv2d: the same bits for 1 and 2 threads") {
   auto one = run();
   set_num_threads(2);
   auto two = run();
+  set_num_threads(3);  // the weight gradient's channel blocks follow the thread count: 3 uneven
+  auto three = run();
   set_num_threads(before);
   CHECK(one == two);
+  CHECK(one == three);
 }
 
 TEST_CASE("conv2d: bad shapes and settings name what is wrong") {

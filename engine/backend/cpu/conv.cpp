@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/core/threads.h"
 
 namespace vc::cpu_kernels {
 
@@ -134,65 +135,71 @@ void conv2d_grad_input(const T* w, const T* gy, T* gx, const ConvShape& g) {
   }
 }
 
-// gw and gb: blocks of kOutBlock output channels, each block one owner. Lane j of
-// acc[o, tap, j] sums gy[b, o, i, j] · rows[tap, j] over (b, i) in order; then the lanes are
-// summed in j order. Fixed blocks: the partition never depends on the thread count.
+// gw and gb: blocks of output channels, each block one owner. Lane j of acc[o, tap, j] sums
+// gy[b, o, i, j] · rows[tap, j] over (b, i) in order; then the lanes are summed in j order.
+// No sum ever spans two blocks, so the split may follow the thread count without changing a
+// bit: one block per thread, since every block gathers every image row again. The rows come
+// kRows at a time, so that each group of kOuts x kTaps accumulators stays in registers over
+// kRows rows instead of a load and a store per product. Measured (B = 256, 3 -> 32 channels,
+// 32², 1 thread, 6 interleaved runs): 18.7 -> 14.7 ms, the same bits.
 template <class T>
 void conv2d_grad_weight(const T* x, const T* gy, T* gw, T* gb, const ConvShape& g) {
-  constexpr int64_t kOutBlock = 2 * kOuts;  // a multiple of kOuts: the groups below fill it
+  constexpr int64_t kRows = 8, kTaps = 3;
   const int64_t taps = g.C * g.k * g.k, Wo = g.Wo, Wp = padded(Wo);
-  const int64_t blocks = (g.O + kOutBlock - 1) / kOutBlock;
+  const int64_t tpad = (taps + kTaps - 1) / kTaps * kTaps;  // zero rows past taps
+  const int64_t groups = (g.O + kOuts - 1) / kOuts;
+  const int64_t blocks = std::min<int64_t>(groups, num_threads());
+  const int64_t out_block = (groups + blocks - 1) / blocks * kOuts;  // channels per block
 #pragma omp parallel if (g.B * g.Ho * g.O * Wo * taps > 65536)
   {
-    std::vector<T> rows(size_t(taps * Wp)), grow(size_t(kOuts * Wp), T(0)),
-        acc(size_t(kOutBlock * taps * Wp)), accb(size_t(kOutBlock * Wp));
+    std::vector<T> rows(size_t(kRows * tpad * Wp), T(0)), grow(size_t(kRows * out_block * Wp), T(0)),
+        acc(size_t(out_block * tpad * Wp)), accb(size_t(out_block * Wp));
 #pragma omp for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t o0 = blk * kOutBlock, o1 = std::min(g.O, o0 + kOutBlock);
+      const int64_t o0 = blk * out_block, o1 = std::min(g.O, o0 + out_block);
       std::fill(acc.begin(), acc.end(), T(0));
       std::fill(accb.begin(), accb.end(), T(0));
       for (int64_t b = 0; b < g.B; ++b)
-        for (int64_t i = 0; i < g.Ho; ++i) {
-          if (gw) gather_rows(x + b * g.C * g.H * g.W, g, i, rows.data());
-          // four channels at a time, written out so that the lanes vectorise (zero rows of
-          // gy stand in past O)
-          for (int64_t q0 = o0; q0 < o1; q0 += kOuts) {
-            const T* gq[kOuts];
-            for (int64_t q = 0; q < kOuts; ++q) {
-              T* dst = grow.data() + q * Wp;
-              if (q0 + q < o1) std::copy_n(gy + ((b * g.O + q0 + q) * g.Ho + i) * Wo, Wo, dst);
+        for (int64_t i0 = 0; i0 < g.Ho; i0 += kRows) {
+          const int64_t nr = std::min(kRows, g.Ho - i0);
+          // rows and gy (zero past o1 and Wo) of rows i0 .. i0 + nr; the bias sums row by row
+          for (int64_t r = 0; r < nr; ++r) {
+            if (gw) gather_rows(x + b * g.C * g.H * g.W, g, i0 + r, rows.data() + r * tpad * Wp);
+            for (int64_t q = 0; q < out_block; ++q) {
+              T* dst = grow.data() + (r * out_block + q) * Wp;
+              if (o0 + q < o1) std::copy_n(gy + ((b * g.O + o0 + q) * g.Ho + i0 + r) * Wo, Wo, dst);
               else std::fill(dst, dst + Wo, T(0));
-              gq[q] = dst;
-              T* ab = accb.data() + (q0 - o0 + q) * Wp;
+              T* ab = accb.data() + q * Wp;
               for (int64_t j = 0; j < Wp; ++j) ab[j] += dst[j];
             }
-            if (!gw) continue;
-            T* a0 = acc.data() + (q0 - o0) * taps * Wp;
-            T* a1 = a0 + taps * Wp;
-            T* a2 = a1 + taps * Wp;
-            T* a3 = a2 + taps * Wp;
-            for (int64_t j0 = 0; j0 < Wp; j0 += kLanes) {
-              T g0[kLanes], g1[kLanes], g2[kLanes], g3[kLanes];
-              for (int64_t l = 0; l < kLanes; ++l)
-                g0[l] = gq[0][j0 + l], g1[l] = gq[1][j0 + l], g2[l] = gq[2][j0 + l], g3[l] = gq[3][j0 + l];
-              for (int64_t t = 0; t < taps; ++t) {
-                const T* r = rows.data() + t * Wp + j0;
-                const int64_t at = t * Wp + j0;
-#pragma GCC ivdep  // a0..a3 and r never overlap: no run-time overlap checks in the loop
-                for (int64_t l = 0; l < kLanes; ++l) {
-                  a0[at + l] = std::fma(g0[l], r[l], a0[at + l]);
-                  a1[at + l] = std::fma(g1[l], r[l], a1[at + l]);
-                  a2[at + l] = std::fma(g2[l], r[l], a2[at + l]);
-                  a3[at + l] = std::fma(g3[l], r[l], a3[at + l]);
-                }
-              }
-            }
           }
+          if (!gw) continue;
+          for (int64_t q0 = 0; q0 < out_block; q0 += kOuts)
+            for (int64_t j0 = 0; j0 < Wp; j0 += kLanes)
+              for (int64_t t0 = 0; t0 < tpad; t0 += kTaps) {
+                // a[q][t][l] = acc[q0 + q, t0 + t, j0 + l], in registers over the nr rows
+                T a[kOuts][kTaps][kLanes];
+                T* at = acc.data() + (q0 * tpad + t0) * Wp + j0;  // a[q][t] at at[(q·tpad + t)·Wp]
+                for (int64_t q = 0; q < kOuts; ++q)
+                  for (int64_t t = 0; t < kTaps; ++t)
+                    for (int64_t l = 0; l < kLanes; ++l) a[q][t][l] = at[(q * tpad + t) * Wp + l];
+                for (int64_t r = 0; r < nr; ++r) {
+                  const T* gr = grow.data() + (r * out_block + q0) * Wp + j0;
+                  const T* xr = rows.data() + (r * tpad + t0) * Wp + j0;
+                  for (int64_t q = 0; q < kOuts; ++q)
+                    for (int64_t t = 0; t < kTaps; ++t)
+                      for (int64_t l = 0; l < kLanes; ++l)
+                        a[q][t][l] = std::fma(gr[q * Wp + l], xr[t * Wp + l], a[q][t][l]);
+                }
+                for (int64_t q = 0; q < kOuts; ++q)
+                  for (int64_t t = 0; t < kTaps; ++t)
+                    for (int64_t l = 0; l < kLanes; ++l) at[(q * tpad + t) * Wp + l] = a[q][t][l];
+              }
         }
       for (int64_t o = o0; o < o1; ++o) {
         if (gw)
           for (int64_t t = 0; t < taps; ++t) {
-            const T* at = acc.data() + ((o - o0) * taps + t) * Wp;
+            const T* at = acc.data() + ((o - o0) * tpad + t) * Wp;
             T s = 0;
             for (int64_t j = 0; j < Wo; ++j) s += at[j];
             gw[o * taps + t] = s;
