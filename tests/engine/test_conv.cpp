@@ -56,9 +56,11 @@ float input_at(const Tensor& x, const Geometry& g, int64_t b, int64_t c, int64_t
 }  // namespace
 
 TEST_CASE("conv2d: float32 bits equal scalar loops in the kernel's order") {
-  // Wo = 21: one full block of 16 lanes and a partial one; O = 6: a partial block of 4.
+  // Wo = 21: one full block of 16 lanes and a partial one; O = 6: a partial block of 4 (the
+  // weight gradient's) and of 8 (the forward's). Wo = 37, O = 11: a full forward block of
+  // 2 x 16 columns then a partial one, and a full block of 8 channels then a partial one.
   for (Geometry g : {Geometry{3, 3, 13, 21, 6, 3, 1, 1}, Geometry{2, 2, 11, 23, 5, 3, 2, 1},
-                     Geometry{2, 4, 8, 8, 3, 2, 2, 0}}) {
+                     Geometry{2, 4, 8, 8, 3, 2, 2, 0}, Geometry{1, 2, 5, 37, 11, 3, 1, 1}}) {
     CAPTURE(g.k);
     CAPTURE(g.s);
     const int64_t Ho = g.Ho(), Wo = g.Wo(), taps = g.C * g.k * g.k;

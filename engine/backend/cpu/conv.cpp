@@ -23,9 +23,9 @@ constexpr int64_t kLanes = 16;
 int64_t padded(int64_t Wo) { return (Wo + kLanes - 1) / kLanes * kLanes; }
 
 // rows[tap, j] = x[c, i·s + ky - p, j·s + kx - p] for tap = (c, ky, kx), 0 outside the image
-// and for j >= Wo; row stride padded(Wo).
-template <class T> void gather_rows(const T* x, const ConvShape& g, int64_t i, T* rows) {
-  const int64_t k = g.k, Wp = padded(g.Wo);
+// and for j >= Wo; row stride Wp >= Wo.
+template <class T> void gather_rows(const T* x, const ConvShape& g, int64_t i, T* rows, int64_t Wp) {
+  const int64_t k = g.k;
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t ky = 0; ky < k; ++ky) {
       const int64_t yy = i * g.s + ky - g.p;
@@ -46,19 +46,21 @@ template <class T> void gather_rows(const T* x, const ConvShape& g, int64_t i, T
     }
 }
 
-// Forward: kOuts output channels times kLanes columns per block, accumulated in registers
-// (each lane its own chain from the bias through the taps; kOuts chains in flight hide the
-// latency of the multiply-add). The weights are regrouped as [O / kOuts, taps, kOuts], zero
-// past O.
-constexpr int64_t kOuts = 4;  // the four accumulators a0..a3 below
+// Forward: kFwdOuts output channels times kFwdCols·kLanes columns per block, accumulated in
+// registers (each lane its own chain from the bias through the taps, in tap order; 16 chains
+// in flight hide the latency of the multiply-add, where 4 left the stem latency-bound). The
+// weights are regrouped as [O / kFwdOuts, taps, kFwdOuts], zero past O.
+constexpr int64_t kOuts = 4;  // the weight gradient's channels per register block (below)
+constexpr int64_t kFwdOuts = 8, kFwdCols = 2;
 
 template <class T>
 void conv2d_t(const T* x, const T* w, const T* bias, T* y, const ConvShape& g) {
-  const int64_t taps = g.C * g.k * g.k, Wo = g.Wo, Wp = padded(Wo);
-  const int64_t oblocks = (g.O + kOuts - 1) / kOuts;
-  std::vector<T> wg(size_t(oblocks * taps * kOuts), T(0)), bg(size_t(oblocks * kOuts), T(0));
+  const int64_t taps = g.C * g.k * g.k, Wo = g.Wo;
+  const int64_t Wp = (Wo + kFwdCols * kLanes - 1) / (kFwdCols * kLanes) * (kFwdCols * kLanes);
+  const int64_t oblocks = (g.O + kFwdOuts - 1) / kFwdOuts;
+  std::vector<T> wg(size_t(oblocks * taps * kFwdOuts), T(0)), bg(size_t(oblocks * kFwdOuts), T(0));
   for (int64_t o = 0; o < g.O; ++o) {
-    for (int64_t t = 0; t < taps; ++t) wg[size_t(((o / kOuts) * taps + t) * kOuts + o % kOuts)] = w[o * taps + t];
+    for (int64_t t = 0; t < taps; ++t) wg[size_t(((o / kFwdOuts) * taps + t) * kFwdOuts + o % kFwdOuts)] = w[o * taps + t];
     if (bias) bg[size_t(o)] = bias[o];
   }
 #pragma omp parallel if (g.B * g.Ho * g.O * Wo * taps > 65536)
@@ -67,28 +69,26 @@ void conv2d_t(const T* x, const T* w, const T* bias, T* y, const ConvShape& g) {
 #pragma omp for schedule(static)
     for (int64_t bi = 0; bi < g.B * g.Ho; ++bi) {
       const int64_t b = bi / g.Ho, i = bi % g.Ho;
-      gather_rows(x + b * g.C * g.H * g.W, g, i, rows.data());
+      gather_rows(x + b * g.C * g.H * g.W, g, i, rows.data(), Wp);
       for (int64_t ob = 0; ob < oblocks; ++ob)
-        for (int64_t j0 = 0; j0 < Wo; j0 += kLanes) {
-          // four accumulators written out, so that the lanes (not the channels) vectorise
-          T a0[kLanes], a1[kLanes], a2[kLanes], a3[kLanes];
-          const T* bq = bg.data() + ob * kOuts;
-          for (int64_t l = 0; l < kLanes; ++l) a0[l] = bq[0], a1[l] = bq[1], a2[l] = bq[2], a3[l] = bq[3];
-          const T* wt = wg.data() + ob * taps * kOuts;
-          for (int64_t t = 0; t < taps; ++t, wt += kOuts) {
+        for (int64_t j0 = 0; j0 < Wo; j0 += kFwdCols * kLanes) {
+          T a[kFwdOuts][kFwdCols][kLanes];
+          const T* bq = bg.data() + ob * kFwdOuts;
+          for (int64_t q = 0; q < kFwdOuts; ++q)
+            for (int64_t c = 0; c < kFwdCols; ++c)
+              for (int64_t l = 0; l < kLanes; ++l) a[q][c][l] = bq[q];
+          const T* wt = wg.data() + ob * taps * kFwdOuts;
+          for (int64_t t = 0; t < taps; ++t, wt += kFwdOuts) {
             const T* r = rows.data() + t * Wp + j0;
-            const T w0 = wt[0], w1 = wt[1], w2 = wt[2], w3 = wt[3];
-            for (int64_t l = 0; l < kLanes; ++l) {
-              a0[l] = std::fma(w0, r[l], a0[l]);
-              a1[l] = std::fma(w1, r[l], a1[l]);
-              a2[l] = std::fma(w2, r[l], a2[l]);
-              a3[l] = std::fma(w3, r[l], a3[l]);
-            }
+            for (int64_t q = 0; q < kFwdOuts; ++q)
+              for (int64_t c = 0; c < kFwdCols; ++c)
+#pragma omp simd  // without it GCC 12 unrolls the lanes into 256 scalar FMAs (6.5x slower)
+                for (int64_t l = 0; l < kLanes; ++l) a[q][c][l] = std::fma(wt[q], r[c * kLanes + l], a[q][c][l]);
           }
-          const T* a[kOuts] = {a0, a1, a2, a3};
-          for (int64_t q = 0; q < std::min(kOuts, g.O - ob * kOuts); ++q) {
-            T* out = y + ((b * g.O + ob * kOuts + q) * g.Ho + i) * Wo + j0;
-            for (int64_t l = 0; l < std::min(kLanes, Wo - j0); ++l) out[l] = a[q][l];
+          for (int64_t q = 0; q < std::min(kFwdOuts, g.O - ob * kFwdOuts); ++q) {
+            T* out = y + ((b * g.O + ob * kFwdOuts + q) * g.Ho + i) * Wo + j0;
+            for (int64_t c = 0; c < kFwdCols; ++c)
+              for (int64_t l = 0; l < std::min(kLanes, Wo - j0 - c * kLanes); ++l) out[c * kLanes + l] = a[q][c][l];
           }
         }
     }
@@ -164,7 +164,7 @@ void conv2d_grad_weight(const T* x, const T* gy, T* gw, T* gb, const ConvShape& 
           const int64_t nr = std::min(kRows, g.Ho - i0);
           // rows and gy (zero past o1 and Wo) of rows i0 .. i0 + nr; the bias sums row by row
           for (int64_t r = 0; r < nr; ++r) {
-            if (gw) gather_rows(x + b * g.C * g.H * g.W, g, i0 + r, rows.data() + r * tpad * Wp);
+            if (gw) gather_rows(x + b * g.C * g.H * g.W, g, i0 + r, rows.data() + r * tpad * Wp, Wp);
             for (int64_t q = 0; q < out_block; ++q) {
               T* dst = grow.data() + (r * out_block + q) * Wp;
               if (o0 + q < o1) std::copy_n(gy + ((b * g.O + o0 + q) * g.Ho + i0 + r) * Wo, Wo, dst);
