@@ -38,7 +38,7 @@
 // of step_ms.
 //
 // Usage: bench_step [--threads 1,2] [--steps 10] [--warmup 2] [--profile-steps 3]
-//                   [--models tiny,baseline,claver,stdd,alt,tcclip] [--data ROOT] [--top 10]
+//                   [--models tiny,clip,baseline,claver,stdd,alt,tcclip] [--data ROOT] [--top 10]
 //                   [--no-peak] [--out FILE]
 #include <unistd.h>
 
@@ -60,6 +60,7 @@
 #include "data/fashion_motion.h"
 #include "data/util.h"
 #include "engine/engine.h"
+#include "models/clip/clip.h"
 #include "nn/nn.h"
 
 using namespace vc;
@@ -146,6 +147,47 @@ Step make_tiny() {
   s.run = [model, opt, video, labels](int64_t) {
     opt->zero_grad();
     cross_entropy(model->forward(video), labels).backward();
+    opt->step();
+  };
+  return s;
+}
+
+// The tiny CLIP's pretraining step ("clip"), `verbclip pretrain-clip`'s step without data
+// loading: the tiny preset over a vocabulary of 293 words (the main job's text/vocab.txt),
+// B = 128 random 32x32 images against 128 captions of 17 tokens (start, 15 words, end: the
+// longest augmented caption, "a photo of a yellow t - shirt hanging upside down near the top
+// left", sets a batch's trimmed length), CLIP's symmetric InfoNCE (every caption its own
+// group, pretrain-clip's default), gradient clipping at 1 and AdamW (lr 1.5e-3, beta2 0.98,
+// eps 1e-6, weight decay 0.1 as make_param_groups assigns it). FLOPs from the executed shapes.
+Step make_clip() {
+  clip::ClipConfig c = clip::ClipConfig::preset("tiny");
+  c.vocab_size = 293;
+  auto model = std::make_shared<clip::CLIP>(c);
+  nn::TrainingState state;
+  state.rng.seed = 1;
+  clip::init_clip(*model, state.rng);
+  model->train();
+  nn::AdamWOptions ao;
+  ao.lr = 1.5e-3, ao.beta2 = 0.98, ao.eps = 1e-6;
+  auto opt = std::make_shared<nn::AdamW>(nn::make_param_groups(*model, 0.1), ao);
+  const int64_t B = 128, L = 17;
+  Tensor images = rand_normal({B, 3, c.image_size, c.image_size}, 7, 0);
+  std::vector<int64_t> ids;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < L; ++t)  // start, words (ids 2 .. V-3, varied), end = the largest id
+      ids.push_back(t == 0 ? c.vocab_size - 2 : t == L - 1 ? c.vocab_size - 1 : 2 + (b * 31 + t * 7) % (c.vocab_size - 4));
+  Tensor tokens = Tensor::from_vector(ids, {B, L});
+  std::vector<int64_t> group;
+  for (int64_t b = 0; b < B; ++b) group.push_back(b);
+  Step s;
+  s.name = "clip";
+  s.params = model->num_parameters();
+  s.batch = B, s.frames = 1;
+  s.run = [model, opt, images, tokens, group](int64_t) {
+    opt->zero_grad();
+    Tensor logits = model->logits(model->encode_image(images), model->encode_text(tokens));
+    clip::multi_positive_clip_loss(logits, group).backward();
+    nn::clip_grad_norm(model->parameters(), 1.0);
     opt->step();
   };
   return s;
@@ -265,7 +307,7 @@ const char* kFamilyRule =
 
 int main(int argc, char** argv) {
   std::vector<int> thread_counts = {1, 2};
-  std::vector<std::string> names = {"tiny", "baseline", "claver", "stdd", "alt", "tcclip"};
+  std::vector<std::string> names = {"tiny", "clip", "baseline", "claver", "stdd", "alt", "tcclip"};
   int steps = 10, warmup = 2, profile_steps = 3, top = 10;
   bool peak_on = true;
   std::string out, data_root;
@@ -292,7 +334,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_step: --steps must be >= 1, --warmup and --profile-steps >= 0\n");
     return 2;
   }
-  const bool need_text = std::any_of(names.begin(), names.end(), [](const std::string& n) { return n != "tiny"; });
+  const bool need_text =
+      std::any_of(names.begin(), names.end(), [](const std::string& n) { return n != "tiny" && n != "clip"; });
   std::string temp_root;
   if (need_text && data_root.empty()) data_root = temp_root = write_text_assets();
 
@@ -316,7 +359,7 @@ int main(int argc, char** argv) {
     if (peak_on) j.key("fma_peak_gflops").value(peak);
     j.key("models").begin_array();
     for (const std::string& name : names) {
-      Step s = name == "tiny" ? make_tiny() : make_video_model(name, data_root);
+      Step s = name == "tiny" ? make_tiny() : name == "clip" ? make_clip() : make_video_model(name, data_root);
       int64_t step = 0;
       for (int w = 0; w < warmup; ++w) s.run(step++);
       std::vector<double> ms;
