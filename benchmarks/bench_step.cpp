@@ -1,5 +1,5 @@
-// One training step (forward, backward, AdamW) of a tiny video transformer and of each video
-// model at its tiny config, with its FLOPs, GFLOP/s against the FMA peak and where the time
+// One training step (forward, backward, AdamW) of a tiny video transformer, of the tiny CLIP's
+// pretraining (make_clip below) and of each video model at its tiny config, with its FLOPs, GFLOP/s against the FMA peak and where the time
 // goes by op family (issue 13). benchmarks/torch_tiny_step.py is the same tiny model in
 // PyTorch; scripts/bench.sh runs the two side by side.
 //
