@@ -35,7 +35,8 @@
 // and optimizer step), summed into op families; "untracked" is the profiled step's wall time
 // outside every scope (tape bookkeeping, module code, freeing the graph). The profiled steps
 // are not the timed ones: the profiler's own cost (a clock read and a lock per op) stays out
-// of step_ms.
+// of step_ms. With --profile-steps 0 a model whose FLOPs come from the executed shapes still
+// runs one untimed profiled step, to count them.
 //
 // Usage: bench_step [--threads 1,2] [--steps 10] [--warmup 2] [--profile-steps 3]
 //                   [--models tiny,clip,baseline,claver,stdd,alt,tcclip] [--data ROOT] [--top 10]
@@ -373,17 +374,18 @@ int main(int argc, char** argv) {
       const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
                                               : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
 
-      // The profiled steps.
+      // The profiled steps (at least one where the FLOPs come from the executed shapes).
       std::vector<profiler::Entry> entries;
       double profiled_ms = 0;
-      if (profile_steps > 0) {
+      const int counted = std::max(profile_steps, s.analytic_flops > 0 ? 0 : 1);
+      if (counted > 0) {
         const bool was = profiler::enabled();
         profiler::reset();
         profiler::set_enabled(true);
         auto t0 = std::chrono::steady_clock::now();
-        for (int r = 0; r < profile_steps; ++r) s.run(step++);
+        for (int r = 0; r < counted; ++r) s.run(step++);
         profiled_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
-                      profile_steps;
+                      counted;
         profiler::set_enabled(was);
         entries = profiler::entries();
         profiler::reset();
@@ -391,9 +393,9 @@ int main(int argc, char** argv) {
       double traced_flops = 0, tracked_ms = 0;
       std::map<std::string, double> family_ms;
       for (const auto& e : entries) {
-        traced_flops += e.flops / profile_steps;
-        tracked_ms += e.self_s * 1e3 / profile_steps;
-        family_ms[family_of(e)] += e.self_s * 1e3 / profile_steps;
+        traced_flops += e.flops / counted;
+        tracked_ms += e.self_s * 1e3 / counted;
+        family_ms[family_of(e)] += e.self_s * 1e3 / counted;
       }
       const double untracked_ms = std::max(0.0, profiled_ms - tracked_ms);
       family_ms["other"] += untracked_ms;
