@@ -1,6 +1,6 @@
 // One training step (forward, backward, AdamW) of a tiny video transformer, of the tiny CLIP's
-// pretraining (make_clip below) and of each video model at its tiny config, with its FLOPs, GFLOP/s against the FMA peak and where the time
-// goes by op family (issue 13). benchmarks/torch_tiny_step.py is the same tiny model in
+// pretraining (make_clip below) and of each video model at its tiny config, with its FLOPs,
+// GFLOP/s against the FMA peak and where the time goes by op family (issue 13). benchmarks/torch_tiny_step.py is the same tiny model in
 // PyTorch; scripts/bench.sh runs the two side by side.
 //
 // The tiny model ("tiny"): B = 16 clips of T = 8 RGB frames of 32x32, 8x8 patches (16 + a class
@@ -164,9 +164,8 @@ Step make_clip() {
   clip::ClipConfig c = clip::ClipConfig::preset("tiny");
   c.vocab_size = 293;
   auto model = std::make_shared<clip::CLIP>(c);
-  nn::TrainingState state;
-  state.rng.seed = 1;
-  clip::init_clip(*model, state.rng);
+  Generator gen{1, 0};
+  clip::init_clip(*model, gen);
   model->train();
   nn::AdamWOptions ao;
   ao.lr = 1.5e-3, ao.beta2 = 0.98, ao.eps = 1e-6;

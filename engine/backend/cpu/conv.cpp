@@ -21,7 +21,7 @@ namespace {
 // Columns are handled kLanes at a time, each lane in a fixed-size array that the compiler keeps
 // in a vector register; rows are padded with zeros to a multiple of kLanes.
 constexpr int64_t kLanes = 16;
-int64_t padded(int64_t Wo) { return (Wo + kLanes - 1) / kLanes * kLanes; }
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 // Scratch rows aligned as wide as the vectors (Eigen's alignment for the target ISA): a vector
 // load that straddles two cache lines costs two (the weight gradient: 14-15.5 -> 10.4 ms).
 template <class T> using Scratch = std::vector<T, Eigen::aligned_allocator<T>>;
@@ -53,14 +53,14 @@ template <class T> void gather_rows(const T* x, const ConvShape& g, int64_t i, T
 // Forward: kFwdOuts output channels times kFwdCols·kLanes columns per block, accumulated in
 // registers (each lane its own chain from the bias through the taps, in tap order; 16 chains
 // in flight hide the latency of the multiply-add, where 4 left the stem latency-bound). The
-// weights are regrouped as [O / kFwdOuts, taps, kFwdOuts], zero past O.
-constexpr int64_t kOuts = 4;  // the weight gradient's channels per register block (below)
+// weights are regrouped as [O / kFwdOuts, taps, kFwdOuts], zero past O. Rows are padded to
+// 2 x 16 columns: a map 16 or fewer wide computes a block of zeros (the stems here are 32).
 constexpr int64_t kFwdOuts = 8, kFwdCols = 2;
 
 template <class T>
 void conv2d_t(const T* x, const T* w, const T* bias, T* y, const ConvShape& g) {
   const int64_t taps = g.C * g.k * g.k, Wo = g.Wo;
-  const int64_t Wp = (Wo + kFwdCols * kLanes - 1) / (kFwdCols * kLanes) * (kFwdCols * kLanes);
+  const int64_t Wp = round_up(Wo, kFwdCols * kLanes);
   const int64_t oblocks = (g.O + kFwdOuts - 1) / kFwdOuts;
   std::vector<T> wg(size_t(oblocks * taps * kFwdOuts), T(0)), bg(size_t(oblocks * kFwdOuts), T(0));
   for (int64_t o = 0; o < g.O; ++o) {
@@ -148,9 +148,9 @@ void conv2d_grad_input(const T* w, const T* gy, T* gx, const ConvShape& g) {
 // the stem's backward went from 15.8-20.6 to 12.4-13.5 ms, the same bits.
 template <class T>
 void conv2d_grad_weight(const T* x, const T* gy, T* gw, T* gb, const ConvShape& g) {
-  constexpr int64_t kRows = 8, kTaps = 3;
-  const int64_t taps = g.C * g.k * g.k, Wo = g.Wo, Wp = padded(Wo);
-  const int64_t tpad = (taps + kTaps - 1) / kTaps * kTaps;  // zero rows past taps
+  constexpr int64_t kOuts = 4, kRows = 8, kTaps = 3;
+  const int64_t taps = g.C * g.k * g.k, Wo = g.Wo, Wp = round_up(Wo, kLanes);
+  const int64_t tpad = round_up(taps, kTaps);  // zero rows past taps
   const int64_t groups = (g.O + kOuts - 1) / kOuts;
   const int64_t blocks = std::min<int64_t>(groups, num_threads());
   const int64_t out_block = (groups + blocks - 1) / blocks * kOuts;  // channels per block
