@@ -330,6 +330,13 @@ int main(int argc, char** argv) {
     else if (a == "--out") out = next();
     else std::fprintf(stderr, "bench_step: unknown option '%s'\n", a.c_str()), std::exit(2);
   }
+  const std::set<std::string> known = {"tiny", "clip", "baseline", "claver", "stdd", "alt", "tcclip"};
+  for (const auto& n : names)
+    if (!known.count(n)) {
+      std::fprintf(stderr, "bench_step: unknown model '%s' in --models (known: tiny, clip, "
+                   "baseline, claver, stdd, alt, tcclip)\n", n.c_str());
+      return 2;
+    }
   if (steps < 1 || warmup < 0 || profile_steps < 0) {
     std::fprintf(stderr, "bench_step: --steps must be >= 1, --warmup and --profile-steps >= 0\n");
     return 2;
