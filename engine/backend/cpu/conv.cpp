@@ -19,8 +19,14 @@ namespace vc::cpu_kernels {
 namespace {
 
 // Columns are handled kLanes at a time, each lane in a fixed-size array that the compiler keeps
-// in a vector register; rows are padded with zeros to a multiple of kLanes.
-constexpr int64_t kLanes = 16;
+// in a vector register (one vector of floats); rows are padded with zeros to a multiple of
+// kLanes. The blocks below fill the target's registers: AVX-512's 32 or AVX2's 16 (blocks
+// sized for 32 spilled on AVX2, 3-4x slower). No chain depends on a block's size.
+#ifdef __AVX512F__
+constexpr int64_t kLanes = 16, kFwdOuts = 8, kFwdCols = 2;
+#else
+constexpr int64_t kLanes = 8, kFwdOuts = 4, kFwdCols = 2;
+#endif
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 // Scratch rows aligned as wide as the vectors (Eigen's alignment for the target ISA): a vector
 // load that straddles two cache lines costs two (the weight gradient: 14-15.5 -> 10.4 ms).
@@ -54,8 +60,7 @@ template <class T> void gather_rows(const T* x, const ConvShape& g, int64_t i, T
 // registers (each lane its own chain from the bias through the taps, in tap order; 16 chains
 // in flight hide the latency of the multiply-add, where 4 left the stem latency-bound). The
 // weights are regrouped as [O / kFwdOuts, taps, kFwdOuts], zero past O. Rows are padded to
-// 2 x 16 columns: a map 16 or fewer wide computes a block of zeros (the stems here are 32).
-constexpr int64_t kFwdOuts = 8, kFwdCols = 2;
+// kFwdCols x kLanes columns: a narrower map computes a block of zeros (the stems here are 32).
 
 template <class T>
 void conv2d_t(const T* x, const T* w, const T* bias, T* y, const ConvShape& g) {

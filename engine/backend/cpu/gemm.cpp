@@ -109,6 +109,7 @@ __attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* a, 
     return;
   }
   alignas(32) float buf[MR * NR];
+#pragma GCC unroll 16  // a loop indexing acc[i] kept acc in memory: a store per FMA, 2.8x slower
   for (int i = 0; i < MR; ++i) {
     _mm256_store_ps(buf + i * NR, acc[i][0]);
     _mm256_store_ps(buf + i * NR + 8, acc[i][1]);
@@ -149,6 +150,7 @@ __attribute__((target("avx512f"))) void micro_avx512(int64_t kc, const float* a,
     return;
   }
   alignas(64) float buf[MR * NR];
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     _mm512_store_ps(buf + i * NR, acc[i][0]);
     _mm512_store_ps(buf + i * NR + 16, acc[i][1]);
