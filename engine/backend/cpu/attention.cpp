@@ -230,24 +230,15 @@ inline void block_tail(int64_t n, int64_t k, const T* A, int64_t ars, int64_t ap
   }
 }
 
-// The widest vector the target has: 4 x 2 blocks of 64 bytes need 20 of AVX2's 16 registers,
-// and their spills made attention 10x slower there. Lanes span independent j, so the width
-// moves no bits.
-#ifdef __AVX512F__
-constexpr int kWideBytes = 64;
-#else
-constexpr int kWideBytes = 32;
-#endif
-
 template <class T, int R>
 inline void row_block(int64_t n, int64_t k, const T* A, int64_t ars, int64_t aps, const T* B,
                       int64_t ldb, T* C, int64_t ldc, bool accumulate, T alpha) {
-  constexpr int wide = Vec<T, kWideBytes>::n, w32 = Vec<T, 32>::n;
+  constexpr int wide = Vec<T, kVectorBytes>::n, w32 = Vec<T, 32>::n;
   int64_t j = 0;
   for (; j + 2 * wide <= n; j += 2 * wide)
-    block<T, kWideBytes, R, 2>(k, A, ars, aps, B + j, ldb, C + j, ldc, accumulate, alpha);
+    block<T, kVectorBytes, R, 2>(k, A, ars, aps, B + j, ldb, C + j, ldc, accumulate, alpha);
   for (; j + wide <= n; j += wide)
-    block<T, kWideBytes, R, 1>(k, A, ars, aps, B + j, ldb, C + j, ldc, accumulate, alpha);
+    block<T, kVectorBytes, R, 1>(k, A, ars, aps, B + j, ldb, C + j, ldc, accumulate, alpha);
   for (; j + w32 <= n; j += w32)
     block<T, 32, R, 1>(k, A, ars, aps, B + j, ldb, C + j, ldc, accumulate, alpha);
   if (j < n) block_tail<T, R>(n - j, k, A, ars, aps, B + j, ldb, C + j, ldc, accumulate, alpha);

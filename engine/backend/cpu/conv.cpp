@@ -1,11 +1,8 @@
-// 2-D convolution, direct (the tiny CLIP's 3x3 stem, issue 13). Composed from engine ops
-// (pad by concat, k·k shifted views stacked, a transposed copy into im2col rows, one GEMM with
-// K = C·k·k = 27, a bias add and a transposed copy back to NCHW) the stem's forward and
-// backward took about a fifth of every video model's training step, mostly in copies of 8 M
-// elements and in a GEMM too thin to be fast. Here each output row (b, i) gathers its own
-// im2col rows [C·k·k, Wo] into a small buffer and every later loop runs along the row's Wo
-// columns, so the vector width never decides which terms are added together: AVX-512, AVX2
-// and scalar code give the same bits, and so does any thread count.
+// 2-D convolution, direct (the tiny CLIP's 3x3 stem, issue 13; composed from views, copies and
+// a GEMM with K = 27 it took a fifth of every video model's step). Each output row (b, i)
+// gathers its own im2col rows [C·k·k, Wo] into a small buffer and every later loop runs along
+// the row's Wo columns, so the vector width never decides which terms are added together:
+// AVX-512, AVX2 and scalar code give the same bits, and so does any thread count.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -19,21 +16,14 @@ namespace vc::cpu_kernels {
 namespace {
 
 // Columns are handled kLanes at a time, each lane in a fixed-size array that the compiler keeps
-// in a vector register (one vector of floats); rows are padded with zeros to a multiple of
-// kLanes. The blocks below fill the target's registers: AVX-512's 32 or AVX2's 16 (blocks
-// sized for 32 spilled on AVX2, 3-4x slower). No chain depends on a block's size.
-#ifdef __AVX512F__
-constexpr int64_t kLanes = 16, kFwdOuts = 8, kFwdCols = 2;
-#else
-constexpr int64_t kLanes = 8, kFwdOuts = 4, kFwdCols = 2;
-#endif
+// in a vector register (one vector of floats); rows are padded with zeros to a multiple of kLanes.
+constexpr int64_t kLanes = kVectorBytes / 4, kFwdOuts = kVectorBytes / 8, kFwdCols = 2;
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 // Scratch rows aligned as wide as the vectors (Eigen's alignment for the target ISA): a vector
 // load that straddles two cache lines costs two (the weight gradient: 14-15.5 -> 10.4 ms).
 template <class T> using Scratch = std::vector<T, Eigen::aligned_allocator<T>>;
 
-// A short copy, vectorised in place: std::copy called memmove for every 64-128 bytes, a fifth
-// of the stem's time on AVX2.
+// A short copy, vectorised in place (std::copy's memmove per row: a fifth of the stem on AVX2).
 template <class T> inline void copy_short(const T* src, int64_t n, T* dst) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) dst[j] = src[j];
@@ -64,8 +54,8 @@ template <class T> void gather_rows(const T* x, const ConvShape& g, int64_t i, T
 }
 
 // Forward: kFwdOuts output channels times kFwdCols·kLanes columns per block, accumulated in
-// registers (each lane its own chain from the bias through the taps, in tap order; 16 chains
-// in flight hide the latency of the multiply-add, where 4 left the stem latency-bound). The
+// registers (each lane its own chain from the bias through the taps, in tap order; 2·kFwdOuts
+// vectors in flight hide the latency of the multiply-add, where 4 left it latency-bound). The
 // weights are regrouped as [O / kFwdOuts, taps, kFwdOuts], zero past O. Rows are padded to
 // kFwdCols x kLanes columns: a narrower map computes a block of zeros (the stems here are 32).
 
@@ -101,8 +91,7 @@ void conv2d_t(const T* x, const T* w, const T* bias, T* y, const ConvShape& g) {
 #pragma omp simd  // without it GCC 12 unrolls the lanes into 256 scalar FMAs (6.5x slower)
                 for (int64_t l = 0; l < kLanes; ++l) a[q][c][l] = std::fma(wt[q], r[c * kLanes + l], a[q][c][l]);
           }
-          // a[q] holds the row's next n columns (stored element by element, 40% of the
-          // forward's time on AVX2)
+          // a[q]: the row's next n columns (element by element: 40% of the forward on AVX2)
           const int64_t n = std::min(kFwdCols * kLanes, Wo - j0);
           for (int64_t q = 0; q < std::min(kFwdOuts, g.O - ob * kFwdOuts); ++q) {
             T* out = y + ((b * g.O + ob * kFwdOuts + q) * g.Ho + i) * Wo + j0;
@@ -163,8 +152,7 @@ void conv2d_grad_input(const T* w, const T* gy, T* gx, const ConvShape& g) {
 // No sum ever spans two blocks, so the split may follow the thread count without changing a
 // bit: one block per thread, since every block gathers every image row again. The rows come
 // kRows at a time, so that each group of kOuts x kTaps accumulators stays in registers over
-// kRows rows instead of a load and a store per product: in bench_step's video models (1 thread)
-// the stem's backward went from 15.8-20.6 to 12.4-13.5 ms, the same bits.
+// kRows rows instead of a load and a store per product.
 template <class T>
 void conv2d_grad_weight(const T* x, const T* gy, T* gw, T* gb, const ConvShape& g) {
   constexpr int64_t kOuts = 4, kRows = 8, kTaps = 3;
@@ -185,9 +173,8 @@ void conv2d_grad_weight(const T* x, const T* gy, T* gw, T* gb, const ConvShape& 
       for (int64_t b = 0; b < g.B; ++b)
         for (int64_t i0 = 0; i0 < g.Ho; i0 += kRows) {
           const int64_t nr = std::min(kRows, g.Ho - i0);
-          // rows and gy (zero past o1 and Wo) of rows i0 .. i0 + nr; the bias sums row by row.
-          // gy channel by channel: its nr rows lie together (row by row, 32 strided streams
-          // stalled on memory)
+          // rows and gy (zero past o1 and Wo) of rows i0 .. i0 + nr, gy channel by channel (its
+          // nr rows lie together); the bias sums row by row
           for (int64_t r = 0; r < nr && gw; ++r)
             gather_rows(x + b * g.C * g.H * g.W, g, i0 + r, rows.data() + r * tpad * Wp, Wp);
           for (int64_t q = 0; q < out_block; ++q)

@@ -1,7 +1,6 @@
 // Elementwise CPU kernels. Each unary op's forward formula sits beside its derivative.
 #include <cmath>
 #include <algorithm>
-#include <cstring>
 #include <type_traits>
 
 #include "engine/backend/cpu/cpu_kernels.h"
@@ -14,7 +13,6 @@ namespace {
 constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
 constexpr double kInvSqrt2 = 0.7071067811865476;
 constexpr double kInvSqrt2Pi = 0.3989422804014327;   // 1 / sqrt(2 pi)
-
 
 // 1 / (1 + e^-x) without overflow: e^-|x| is at most 1.
 template <class T> T stable_sigmoid(T x) {
