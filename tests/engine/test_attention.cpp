@@ -3,8 +3,10 @@
 // of engine ops, the claver.md §2.2 index rules as properties, fully masked rows, and
 // bitwise determinism across thread counts.
 #include <cmath>
+#include <cstring>
 #include <limits>
 
+#include "engine/backend/cpu/fast_exp.h"
 #include "tests/common/testing.h"
 
 using namespace vc;
@@ -442,6 +444,47 @@ TEST_CASE("attention: gradients at multi-tile sizes against the dense engine com
     for (int i = 0; i < 5; ++i)
       check_close(mine[i], dense[i], 1e-11, 1e-9, std::string(rule_name(r)) + " " + names[i]);
   }
+}
+
+TEST_CASE("attention: float32 bits equal scalar loops in the kernel's order") {
+  // One tile of queries and of keys (n = 37 <= 64), a causal mask, d = 20 and dv = 19 (whole
+  // vectors and a tail). The kernel's documented order, written out here: s_j = scale · (the
+  // products q·k added in d order, from 0), -inf where key j is hidden; m = max_j s_j;
+  // p_j = fast_exp(s_j - m), 0 where hidden; l = the p_j added in j order; out = (the p_j·v_j
+  // added in j order, from 0) / l. No vector width can change these bits; Eigen's vector exp
+  // and sum, used before, did (an AVX2 and an AVX-512 machine printed different tables).
+  const int64_t B = 2, H = 2, n = 37, d = 20, dv = 19;
+  Tensor q = randn({B, H, n, d}, 11, DType::F32), k = randn({B, H, n, d}, 12, DType::F32),
+         v = randn({B, H, n, dv}, 13, DType::F32);
+  AttentionOptions o;
+  o.mask = AttentionMask::causal();
+  o.scale = 0.2;
+  Tensor out = attention(q, k, v, o);
+  const float *Q = q.data<float>(), *K = k.data<float>(), *V = v.data<float>(),
+              *O = out.data<float>();
+  int64_t differ = 0;
+  for (int64_t bh = 0; bh < B * H; ++bh)
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<float> s(n, -std::numeric_limits<float>::infinity()), p(n, 0.f);
+      float m = s[0], l = 0.f;
+      for (int64_t j = 0; j <= i; ++j) {
+        float dot = 0.f;
+        for (int64_t e = 0; e < d; ++e) dot += Q[(bh * n + i) * d + e] * K[(bh * n + j) * d + e];
+        s[j] = 0.2f * dot;
+        m = std::max(m, s[j]);
+      }
+      for (int64_t j = 0; j < n; ++j) {
+        if (j <= i) p[j] = cpu_kernels::fast_exp(s[j] - m);
+        l += p[j];
+      }
+      for (int64_t e = 0; e < dv; ++e) {
+        float acc = 0.f;
+        for (int64_t j = 0; j < n; ++j) acc += p[j] * V[(bh * n + j) * dv + e];
+        const float want = acc / l;
+        differ += std::memcmp(&want, &O[(bh * n + i) * dv + e], sizeof want) != 0;
+      }
+    }
+  CHECK_MESSAGE(differ == 0, differ, " of ", B * H * n * dv, " outputs differ in their bits");
 }
 
 TEST_CASE("attention: the tiny models' shapes and head dims of every vector width") {

@@ -14,7 +14,6 @@
 // not depend on the thread count. The tile products are our own small register-blocked loops
 // (see small_gemm): Eigen's GEMM costs more in dispatch and packing than the tiny models'
 // 17 x 17 x 32 tiles take to multiply.
-#include "engine/core/eigen.h"
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -23,6 +22,7 @@
 #include <vector>
 
 #include "engine/backend/cpu/cpu_kernels.h"
+#include "engine/backend/cpu/fast_exp.h"
 #include "engine/core/threads.h"
 
 namespace vc::cpu_kernels {
@@ -262,9 +262,6 @@ void transpose(const T* src, int64_t rows, int64_t cols, int64_t lds, T* dst, in
     for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
 }
 
-template <class T> using RowArr = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>;
-template <class T> using CRowArr = Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>>;
-
 // Tile buffers (S, P, dS) hold rows of kLd = kTileK entries, whatever the tile's width.
 constexpr int64_t kLd = kTileK;
 
@@ -309,8 +306,9 @@ void scores(const Ctx<T>& c, int64_t b, int64_t h, int64_t i0, int64_t rq, int64
         S[r * kLd + j] = vis[r * kTileK + j] ? S[r * kLd + j] : T(kNegInf);
 }
 
-// P = exp(S - shift) row by row, exactly 0 where S is -inf (Eigen's vector exp does not
-// return an exact 0 for -inf) and on rows whose shift is -inf (nothing visible).
+// P = exp(S - shift) row by row, exactly 0 where S is -inf and on rows whose shift is -inf
+// (nothing visible); fast_exp's bits are the same in every lane of any width (Eigen's exp,
+// used before, sent the row's tail to std::exp, and where the tail began depended on the ISA).
 template <class T>
 void exp_rows(const T* S, int64_t lds, const T* shift, int64_t rq, int64_t rk, T* P, int64_t ldp) {
   for (int64_t r = 0; r < rq; ++r) {
@@ -320,8 +318,9 @@ void exp_rows(const T* S, int64_t lds, const T* shift, int64_t rq, int64_t rk, T
       std::fill(pr, pr + rk, T(0));
       continue;
     }
-    RowArr<T>(pr, rk) = (CRowArr<T>(sr, rk) - shift[r]).exp();
-    for (int64_t j = 0; j < rk; ++j) pr[j] = sr[j] == T(kNegInf) ? T(0) : pr[j];
+    const T sh = shift[r];
+#pragma omp simd  // without it GCC 12 left the loop scalar
+    for (int64_t j = 0; j < rk; ++j) pr[j] = sr[j] == T(kNegInf) ? T(0) : fast_exp(sr[j] - sh);
   }
 }
 
@@ -349,13 +348,17 @@ void forward_query_tile(const Ctx<T>& c, int64_t b, int64_t h, int64_t qt, T* ou
     c.plan.key_tile(kt, j0, rk);
     scores(c, b, h, i0, rq, j0, rk, c.plan.tile_mask(qt, kt), S, KT);
     // Online softmax: new running max, rescale what was accumulated under the old one.
-    for (int64_t r = 0; r < rq; ++r)
-      mnew[r] = std::max(m[r], CRowArr<T>(S + r * kLd, rk).maxCoeff());
+    for (int64_t r = 0; r < rq; ++r) {
+      mnew[r] = m[r];
+      for (int64_t j = 0; j < rk; ++j) mnew[r] = std::max(mnew[r], S[r * kLd + j]);
+    }
     exp_rows(S, kLd, mnew, rq, rk, P, kLd);
     for (int64_t r = 0; r < rq; ++r) {
       if (mnew[r] == T(kNegInf)) continue;  // nothing visible yet: P row is 0
       T alpha = m[r] == T(kNegInf) ? T(0) : std::exp(m[r] - mnew[r]);
-      l[r] = l[r] * alpha + RowArr<T>(P + r * kLd, rk).sum();
+      T sum = 0;  // in j order (Eigen's sum, used before, added in an order set by the vector width)
+      for (int64_t j = 0; j < rk; ++j) sum += P[r * kLd + j];
+      l[r] = l[r] * alpha + sum;
       for (int64_t e = 0; e < a.dv; ++e) acc[r * a.dv + e] *= alpha;
       m[r] = mnew[r];
     }
