@@ -185,15 +185,11 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 // vector types of a fixed width in the source (64 or 32 bytes; the compiler splits them
 // for a narrower ISA): lanes only ever span independent j, and the build does not contract
 // a·b + c into an FMA, so the bits depend on neither the ISA nor the thread count.
+// Vectors move through memcpy, never as function arguments or results: without AVX those
+// change the ABI (GCC's -Wpsabi, an error under VERBCLIP_WERROR in a -DVERBCLIP_NATIVE=OFF build).
 template <class T, int Bytes> struct Vec {
   typedef T type __attribute__((vector_size(Bytes)));
   static constexpr int n = Bytes / int(sizeof(T));
-  static type load(const T* p) {
-    type v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  }
-  static void store(T* p, type v) { std::memcpy(p, &v, sizeof v); }
 };
 
 // R rows x NV vectors of C.
@@ -204,17 +200,21 @@ inline void block(int64_t k, const T* A, int64_t ars, int64_t aps, const T* B, i
   typename V::type c[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v)
-      c[r][v] = accumulate ? V::load(C + r * ldc + v * V::n) : typename V::type{};
+      if (accumulate) std::memcpy(&c[r][v], C + r * ldc + v * V::n, sizeof c[r][v]);
+      else c[r][v] = typename V::type{};
   for (int64_t p = 0; p < k; ++p) {
     typename V::type b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = V::load(B + p * ldb + v * V::n);
+    for (int v = 0; v < NV; ++v) std::memcpy(&b[v], B + p * ldb + v * V::n, sizeof b[v]);
     for (int r = 0; r < R; ++r) {
       T av = A[r * ars + p * aps];
       for (int v = 0; v < NV; ++v) c[r][v] += av * b[v];
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) V::store(C + r * ldc + v * V::n, accumulate ? c[r][v] : alpha * c[r][v]);
+    for (int v = 0; v < NV; ++v) {
+      if (!accumulate) c[r][v] = alpha * c[r][v];
+      std::memcpy(C + r * ldc + v * V::n, &c[r][v], sizeof c[r][v]);
+    }
 }
 
 // The last columns (fewer than one 32-byte vector), the same chains one column at a time.
