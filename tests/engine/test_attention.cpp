@@ -488,8 +488,9 @@ TEST_CASE("attention: float32 bits equal scalar loops in the kernel's order") {
 }
 
 TEST_CASE("attention: the tiny models' shapes and head dims of every vector width") {
-  // L = 17 tokens per frame, head dims that use each width of the small products (16 and
-  // 32 floats, 8 and 4 doubles, and a scalar tail), one and two 64-tiles, B·H = 12 (the fused
+  // L = 17 tokens per frame, head dims that use each block of the small products (two wide
+  // vectors, one, one 32-byte vector, a scalar tail: wide is 64 bytes with AVX-512, 32
+  // otherwise), one and two 64-tiles, B·H = 12 (the fused
   // backward on 1 and 2 threads): forward against the loop in float32, gradients in float64
   // against the dense engine composition.
   const int64_t B = 3, H = 4, L = 17;

@@ -56,9 +56,10 @@ float input_at(const Tensor& x, const Geometry& g, int64_t b, int64_t c, int64_t
 }  // namespace
 
 TEST_CASE("conv2d: float32 bits equal scalar loops in the kernel's order") {
-  // Wo = 21: one full block of 16 lanes and a partial one; O = 6: a partial block of 4 (the
-  // weight gradient's) and of 8 (the forward's). Wo = 37, O = 11: a full forward block of
-  // 2 x 16 columns then a partial one, and a full block of 8 channels then a partial one.
+  // The blocks follow the vector width (AVX-512: lanes of 16, forward blocks of 8 channels x
+  // 32 columns; AVX2 and narrower: lanes of 8, 4 channels x 16 columns; the weight gradient's
+  // channel blocks are 4). On either, Wo = 21 gives a full lane block and a partial one, O = 6
+  // a partial channel block, and Wo = 37, O = 11 full and partial forward blocks of both kinds.
   for (Geometry g : {Geometry{3, 3, 13, 21, 6, 3, 1, 1}, Geometry{2, 2, 11, 23, 5, 3, 2, 1},
                      Geometry{2, 4, 8, 8, 3, 2, 2, 0}, Geometry{1, 2, 5, 37, 11, 3, 1, 1}}) {
     CAPTURE(g.k);
