@@ -7,8 +7,8 @@
 # policy, then each side at its faster policy and the ratio torch_ms / verbclip_ms (> 1: verbclip
 # is faster). PyTorch is skipped, with a message, when python3-torch is absent.
 # Both policies, because which one is faster depends on the machine and differs between the two
-# (2026-12-08, an AMD EPYC Zen 5 VM, 2 threads: verbclip 71-81 ms with OpenMP's default policy
-# and 102-220 ms with PASSIVE; PyTorch 430-504 ms with the default and 211-223 ms with PASSIVE),
+# (2026-12-08, an AMD EPYC Zen 5 VM, 2 threads: verbclip 71-95 ms with OpenMP's default policy
+# and 103-246 ms with PASSIVE; PyTorch 430-504 ms with the default and 211-223 ms with PASSIVE),
 # so one policy for both would measure the policy as much as the engines.
 #
 # Usage: scripts/bench.sh [ROUNDS (3)] [THREADS (1,2)] [STEPS per run (10)]
