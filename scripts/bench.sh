@@ -24,6 +24,14 @@ BUILD=${BUILD:-build}
 OUT=${OUT:-bench-results}
 PYTHON=${PYTHON:-/usr/bin/python3}
 POLICIES=${POLICIES:-passive,default}
+for arg in "ROUNDS=$ROUNDS" "STEPS=$STEPS"; do
+  [[ "${arg#*=}" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: ${arg%%=*} must be a positive integer, got '${arg#*=}'" >&2; exit 2; }
+done
+[[ "$THREADS" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "bench.sh: THREADS must be a list like 1,2, got '$THREADS'" >&2; exit 2; }
+IFS=, read -r -a policy_list <<< "$POLICIES"
+for p in "${policy_list[@]}"; do
+  case "$p" in passive|default) ;; *) echo "bench.sh: POLICIES holds passive and/or default, got '$p'" >&2; exit 2 ;; esac
+done
 
 [ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release
 nice cmake --build "$BUILD" -j 2 --target bench_step > /dev/null  # a no-op when up to date
@@ -36,10 +44,6 @@ fi
 
 mkdir -p "$OUT"
 IFS=, read -r -a thread_list <<< "$THREADS"
-IFS=, read -r -a policy_list <<< "$POLICIES"
-for p in "${policy_list[@]}"; do
-  case "$p" in passive|default) ;; *) echo "bench.sh: POLICIES holds passive and/or default, got '$p'" >&2; exit 2 ;; esac
-done
 for ((r = 1; r <= ROUNDS; ++r)); do
   for t in "${thread_list[@]}"; do
     for p in "${policy_list[@]}"; do
